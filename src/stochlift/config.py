@@ -1,0 +1,195 @@
+"""Run configuration: typed sections, YAML presets in configs/, and `section.key=value` overrides.
+
+A run directory always holds the fully resolved config (data-derived values filled in), so a run can be
+rebuilt, resumed or sampled from that file alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stochlift.errors import StochliftError
+from stochlift.io import atomic_path
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+@dataclass
+class DataConfig:
+    path: str | None = None  # trajectory file (HDF5)
+    split: str = "train"
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "unet"  # a name in stochlift.models.BACKBONES
+    window: int = 3  # Markov window m: frames of history stacked as channels
+    label_dim: int = 64  # d; 0 gives the deterministic (mean-collapse) regressor
+    output: str = "residual"  # "residual": x_t + s * R(x, xi) (Corollary 1), or "direct": x_{t+1}
+    loss: str = "l2"  # "l2", or "bce" (sigmoid output, for data in [0, 1])
+    residual_scale: float | None = None  # s; None = std of x_{t+1} - x_t measured on the training data
+    frame_shape: list[int] | None = None  # shape of one frame ([C, H, W] or [D]); None = taken from the data
+    options: dict[str, Any] = field(default_factory=dict)  # backbone keyword arguments
+
+    def validate(self) -> None:
+        if self.window < 1:
+            raise StochliftError(f"model.window must be >= 1, got {self.window}")
+        if self.label_dim < 0:
+            raise StochliftError(f"model.label_dim must be >= 0, got {self.label_dim}")
+        if self.output not in ("residual", "direct"):
+            raise StochliftError(f"model.output must be 'residual' or 'direct', got {self.output!r}")
+        if self.loss not in ("l2", "bce"):
+            raise StochliftError(f"model.loss must be 'l2' or 'bce', got {self.loss!r}")
+        if self.loss == "bce" and self.output != "direct":
+            raise StochliftError("model.loss 'bce' predicts probabilities directly: set model.output to 'direct'")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    schedule: str = "cosine"  # "cosine" (to 0) or "constant"
+    grad_clip: float = 0.0  # max gradient norm; 0 disables
+    ema_decay: float = 0.0  # exponential moving average of the weights used for sampling; 0 disables
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, name) <= 0:
+                raise StochliftError(f"train.{name} must be > 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise StochliftError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise StochliftError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.schedule not in ("cosine", "constant"):
+            raise StochliftError(f"train.schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> RunConfig:
+        self.model.validate()
+        self.train.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        raw = raw or {}
+        unknown = set(raw) - {"data", "model", "train"}
+        if unknown:
+            raise StochliftError(f"unknown config sections {sorted(unknown)}; expected data, model, train")
+        sections = {}
+        for name, section_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+            values = raw.get(name) or {}
+            known = {f.name for f in dataclasses.fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise StochliftError(f"unknown keys in config section {name!r}: {sorted(bad)}; known: {sorted(known)}")
+            sections[name] = section_cls(**{k: _coerce(section_cls, name, k, v) for k, v in values.items()})
+        return cls(**sections).validate()
+
+
+def _coerce(section_cls: type, section: str, key: str, value: Any) -> Any:
+    """Check a config value against its declared type; numbers are parsed (YAML reads `1e-3` as a string)."""
+    declared = typing.get_type_hints(section_cls)[key]
+    name = f"config {section}.{key}"
+    args = typing.get_args(declared)
+    if type(None) in args:  # Optional[X]: None, or an X
+        if value is None:
+            return None
+        declared = next(a for a in args if a is not type(None))
+    if declared in (int, float):
+        return _number(name, declared, value)
+    if declared is str and not isinstance(value, str):
+        raise StochliftError(f"{name} must be a string, got {value!r}")
+    if typing.get_origin(declared) is list:
+        item = (typing.get_args(declared) or (object,))[0]
+        if not isinstance(value, list) or (
+            item is int and not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        ):
+            raise StochliftError(f"{name} must be a list{' of integers' if item is int else ''}, got {value!r}")
+    if typing.get_origin(declared) is dict and not isinstance(value, dict):
+        raise StochliftError(f"{name} must be a mapping, got {value!r}")
+    return value
+
+
+def _number(name: str, declared: type, value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise StochliftError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise StochliftError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise StochliftError(f"{name} must be a finite number, got {value!r}")
+    if declared is float:
+        return number
+    if isinstance(value, int):
+        return value
+    if not number.is_integer():
+        raise StochliftError(f"{name} must be an integer, got {value!r}")
+    return int(number)
+
+
+def load_config(name_or_path: str | os.PathLike | None) -> RunConfig:
+    """A preset name from configs/ (e.g. 'wave-quick') or a YAML file path; None gives the defaults."""
+    if name_or_path is None:
+        return RunConfig().validate()
+    path = Path(name_or_path)
+    if not path.is_file():
+        preset = CONFIG_DIR / f"{name_or_path}.yaml"
+        if not preset.is_file():
+            names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+            raise StochliftError(f"no config file or preset {str(name_or_path)!r}; presets: {names}")
+        path = preset
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise StochliftError(f"{path} is not valid YAML: {exc}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise StochliftError(f"{path} must hold a mapping with sections data, model, train")
+    return RunConfig.from_dict(raw)
+
+
+def apply_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -> RunConfig:
+    """Apply `section.key=value` (or `model.options.key=value`) overrides; values are parsed as YAML."""
+    raw = config.to_dict()
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) < 2:
+            raise StochliftError(f"override {item!r} must look like section.key=value, e.g. train.lr=3e-4")
+        target = raw
+        for part in parts[:-1]:
+            if not isinstance(target.get(part), dict):
+                raise StochliftError(f"override {item!r}: {part!r} is not a config section")
+            target = target[part]
+        if len(parts) == 2 and parts[-1] not in target:
+            raise StochliftError(f"override {item!r}: unknown key {parts[-1]!r} in section {parts[0]!r}")
+        target[parts[-1]] = yaml.safe_load(text)
+    return RunConfig.from_dict(raw)
+
+
+def save_config(config: RunConfig, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

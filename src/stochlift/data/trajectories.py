@@ -1,0 +1,376 @@
+"""The stochlift trajectory file: one self-describing HDF5 layout for data, samples and metrics.
+
+The layout follows The Well (PolymathicAI) where it fits, so tools that know that schema feel at home:
+
+    /                          attrs: dataset_name, problem, grid_type, n_spatial_dims, n_trajectories,
+                                      simulation_parameters (names), one attr per parameter,
+                                      field_names (channel order), stochlift_format
+    /dimensions                attrs: spatial_dims = ["x", "y"]; datasets: time [T], x [H], y [W]
+    /boundary_conditions/<n>   attrs: bc_type ("PERIODIC" | "WALL"), associated_dims; dataset: mask
+    /<split>/t0_fields/<name>  float32 [n_traj, T, H, W]   scalar fields that vary in time (the channels)
+    /<split>/t0_fields/<name>  float32 [n_traj, H, W]      static per-trajectory fields (time_varying=False)
+
+Splits (train/valid/test, or one split of generated samples) are groups holding The Well's per-file field
+groups. Every time-varying field carries `normalization_scale`: physical value = stored value * scale.
+Arrays handed out are [n, T, C, H, W] with the channels in `field_names` order.
+
+HDF5 handles are opened lazily and re-opened after a fork, so a reader can be passed to DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from stochlift.errors import StochliftError
+from stochlift.io import atomic_path
+
+FORMAT_VERSION = 1
+_CHUNK_BYTES = 1 << 20  # target size of one HDF5 chunk
+
+
+@dataclass
+class TrajectoryMeta:
+    """Everything about a trajectory set except the field values."""
+
+    dataset_name: str
+    problem: str  # tells evaluation which quantities of interest apply ("wave", "flow", "generic", ...)
+    field_names: tuple[str, ...]
+    time: np.ndarray  # [T] physical times
+    x: np.ndarray  # [H] grid coordinates of axis 2
+    y: np.ndarray  # [W] grid coordinates of axis 3
+    periodic: bool = False
+    field_scales: dict[str, float] = field(default_factory=dict)  # physical = stored * scale
+    parameters: dict[str, Any] = field(default_factory=dict)  # generator parameters, seed, ...
+
+    @property
+    def frames(self) -> int:
+        return len(self.time)
+
+    @property
+    def channels(self) -> int:
+        return len(self.field_names)
+
+    @property
+    def frame_shape(self) -> tuple[int, int, int]:
+        return (self.channels, len(self.x), len(self.y))
+
+
+def _attr_value(value: Any) -> Any:
+    """HDF5 attributes hold scalars, strings and arrays; everything else goes in as JSON text."""
+    if isinstance(value, (bool, int, float, str, np.integer, np.floating, np.bool_)):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value) and value:
+        return list(value)
+    if isinstance(value, np.ndarray):
+        if value.ndim == 1 and value.size and value.dtype.kind in "iuf":
+            return value
+        value = value.tolist()
+    if isinstance(value, (list, tuple)) and value and all(
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) for v in value
+    ):
+        return np.asarray(value)
+    return "json:" + json.dumps(value)
+
+
+def _from_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value.startswith("json:"):
+        return json.loads(value[5:])
+    if isinstance(value, np.ndarray):
+        return [v.decode() if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class TrajectoryWriter:
+    """Write a trajectory file piece by piece; the file appears (atomically) only when every row is written.
+
+        with TrajectoryWriter(path, meta, {"train": 512, "test": 256}, static_fields=["wave_speed"]) as w:
+            w.write("train", 0, {"u": u_batch}, static={"wave_speed": c_batch})
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        meta: TrajectoryMeta,
+        split_sizes: dict[str, int],
+        *,
+        static_fields: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        if not split_sizes or any(n <= 0 for n in split_sizes.values()):
+            raise StochliftError(f"every split needs at least one trajectory, got {split_sizes}")
+        self.path = Path(path)
+        self.meta = meta
+        self.split_sizes = dict(split_sizes)
+        self.static_fields = tuple(static_fields)
+        self._written = {split: np.zeros(n, dtype=bool) for split, n in split_sizes.items()}
+        self._atomic = atomic_path(self.path)
+        self._file: h5py.File | None = None
+
+    def __enter__(self) -> TrajectoryWriter:
+        tmp = self._atomic.__enter__()
+        try:
+            self._file = h5py.File(tmp, "w")
+            self._write_header()
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None:
+            missing = {s: int((~w).sum()) for s, w in self._written.items() if not w.all()}
+            if missing:
+                exc = StochliftError(f"trajectory file {self.path} left incomplete; rows missing: {missing}")
+        if exc is not None:
+            self._abort(exc)
+            if exc_type is None:
+                raise exc
+            return
+        assert self._file is not None
+        self._file.close()
+        self._atomic.__exit__(None, None, None)
+
+    def _abort(self, exc: BaseException) -> None:
+        if self._file is not None:
+            self._file.close()
+        self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+    def _write_header(self) -> None:
+        f, m = self._file, self.meta
+        assert f is not None
+        f.attrs.update(
+            stochlift_format=FORMAT_VERSION,
+            dataset_name=m.dataset_name,
+            problem=m.problem,
+            grid_type="cartesian",
+            n_spatial_dims=2,
+            n_trajectories=sum(self.split_sizes.values()),
+            field_names=list(m.field_names),
+            simulation_parameters=sorted(m.parameters) or "json:[]",
+        )
+        clash = set(f.attrs) & set(m.parameters)
+        if clash:
+            raise StochliftError(f"parameter names {sorted(clash)} clash with the file's own attributes")
+        for name, value in m.parameters.items():
+            f.attrs[name] = _attr_value(value)
+        dims = f.create_group("dimensions")
+        dims.attrs["spatial_dims"] = ["x", "y"]
+        for name, values in (("time", m.time), ("x", m.x), ("y", m.y)):
+            d = dims.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+            d.attrs.update(sample_varying=False, time_varying=name == "time")
+        bc = f.create_group("boundary_conditions")
+        for dim, n in (("x", len(m.x)), ("y", len(m.y))):
+            g = bc.create_group(f"{dim}_{'periodic' if m.periodic else 'wall'}")
+            g.attrs.update(
+                bc_type="PERIODIC" if m.periodic else "WALL",
+                associated_dims=[dim],
+                associated_fields=list(m.field_names),
+                sample_varying=False,
+                time_varying=False,
+            )
+            mask = np.zeros(n, dtype=bool)
+            mask[[0, -1]] = True
+            g.create_dataset("mask", data=mask)
+        f.create_group("scalars")
+        h, w = len(m.x), len(m.y)
+        chunk_t = int(np.clip(_CHUNK_BYTES // (4 * h * w), 1, m.frames))
+        for split, n in self.split_sizes.items():
+            fields = f.create_group(f"{split}/t0_fields")
+            f[split].attrs["n_trajectories"] = n
+            for name in m.field_names:
+                d = fields.create_dataset(name, (n, m.frames, h, w), "f4", chunks=(1, chunk_t, h, w))
+                d.attrs.update(
+                    sample_varying=True,
+                    time_varying=True,
+                    dim_varying=[True, True],
+                    normalization_scale=float(m.field_scales.get(name, 1.0)),
+                )
+            for name in self.static_fields:
+                d = fields.create_dataset(name, (n, h, w), "f4", chunks=(1, h, w))
+                d.attrs.update(sample_varying=True, time_varying=False, dim_varying=[True, True])
+
+    def write(
+        self,
+        split: str,
+        start: int,
+        fields: dict[str, np.ndarray],
+        static: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        """Write rows [start, start + n) of `split`. Refuses NaN/Inf so no broken data set is ever made."""
+        if split not in self.split_sizes:
+            raise StochliftError(f"unknown split {split!r}; this file has {list(self.split_sizes)}")
+        if set(fields) != set(self.meta.field_names):
+            raise StochliftError(f"expected fields {list(self.meta.field_names)}, got {list(fields)}")
+        assert self._file is not None, "use TrajectoryWriter as a context manager"
+        for name, values in list(fields.items()) + list((static or {}).items()):
+            values = np.asarray(values, dtype=np.float32)
+            if not np.isfinite(values).all():
+                raise StochliftError(f"field {name!r} contains NaN or Inf; refusing to write {self.path}")
+            dataset = self._file[f"{split}/t0_fields/{name}"]
+            if values.shape[1:] != dataset.shape[1:]:
+                raise StochliftError(f"field {name!r}: rows of shape {values.shape[1:]}, file expects {dataset.shape[1:]}")
+            dataset[start : start + len(values)] = values
+            n = len(values)
+        self._written[split][start : start + n] = True
+
+
+def write_trajectories(
+    path: str | os.PathLike,
+    meta: TrajectoryMeta,
+    splits: dict[str, np.ndarray],
+    static: dict[str, dict[str, np.ndarray]] | None = None,
+) -> None:
+    """Write whole splits at once; `splits[name]` is [n, T, C, H, W] with channels in field order."""
+    static = static or {}
+    static_names = sorted({name for fields in static.values() for name in fields})
+    if static and any(set(static.get(split, {})) != set(static_names) for split in splits):
+        raise StochliftError(f"static fields {static_names} must be given for every split")
+    with TrajectoryWriter(path, meta, {s: len(a) for s, a in splits.items()}, static_fields=static_names) as w:
+        for split, values in splits.items():
+            fields = {name: values[:, :, c] for c, name in enumerate(meta.field_names)}
+            w.write(split, 0, fields, static.get(split))
+
+
+class TrajectoryFile:
+    """Lazy, streaming reader of a trajectory file; reads hyperslabs, never the whole file."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StochliftError(f"no such file: {self.path}")
+        self._handle: h5py.File | None = None
+        self._pid: int | None = None
+        self._fields: dict[str, list[h5py.Dataset]] = {}  # per split, the channel datasets (lookups are slow)
+        try:
+            self.meta, self.splits = self._read_header()
+        finally:
+            self.close()  # handles are opened lazily, in the process that reads
+
+    # -- handle management: one handle per process, opened on first use ---------------------------
+    @property
+    def h5(self) -> h5py.File:
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+            self._fields = {}
+        return self._handle
+
+    def close(self) -> None:
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle, self._fields = None, {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handle": None, "_pid": None, "_fields": {}}
+
+    def __enter__(self) -> TrajectoryFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- header ------------------------------------------------------------------------------------
+    def _read_header(self) -> tuple[TrajectoryMeta, dict[str, int]]:
+        try:
+            f = self.h5
+        except OSError as exc:
+            raise StochliftError(f"{self.path} is not a readable HDF5 file ({exc})") from None
+        bad = f"{self.path} is not a stochlift trajectory file"
+        if "field_names" not in f.attrs or "dimensions" not in f:
+            raise StochliftError(f"{bad}: missing root attribute 'field_names' or group /dimensions")
+        names = tuple(_from_attr(f.attrs["field_names"]))
+        dims = f["dimensions"]
+        for key in ("time", "x", "y"):
+            if key not in dims:
+                raise StochliftError(f"{bad}: missing /dimensions/{key}")
+        time, x, y = dims["time"][()], dims["x"][()], dims["y"][()]
+        splits: dict[str, int] = {}
+        for split, group in f.items():
+            if not (isinstance(group, h5py.Group) and "t0_fields" in group):
+                continue
+            for name in names:
+                if name not in group["t0_fields"]:
+                    raise StochliftError(f"{bad}: split {split!r} lacks field {name!r}")
+                shape = group["t0_fields"][name].shape
+                if shape[1:] != (len(time), len(x), len(y)):
+                    raise StochliftError(
+                        f"{bad}: field {split}/{name} has shape {shape}, expected [n, {len(time)}, {len(x)}, {len(y)}]"
+                    )
+            splits[split] = group["t0_fields"][names[0]].shape[0]
+        if not splits:
+            raise StochliftError(f"{bad}: it holds no split group with t0_fields")
+        params = {k: _from_attr(f.attrs[k]) for k in _from_attr(f.attrs.get("simulation_parameters", "json:[]"))}
+        first = f[next(iter(splits))]["t0_fields"]
+        meta = TrajectoryMeta(
+            dataset_name=str(_from_attr(f.attrs.get("dataset_name", self.path.stem))),
+            problem=str(_from_attr(f.attrs.get("problem", "generic"))),
+            field_names=names,
+            time=time,
+            x=x,
+            y=y,
+            periodic=any(
+                _from_attr(g.attrs.get("bc_type", "")) == "PERIODIC" for g in f.get("boundary_conditions", {}).values()
+            ),
+            field_scales={n: float(first[n].attrs.get("normalization_scale", 1.0)) for n in names},
+            parameters=params,
+        )
+        return meta, splits
+
+    # -- data --------------------------------------------------------------------------------------
+    def _split(self, split: str) -> h5py.Group:
+        if split not in self.splits:
+            raise StochliftError(f"{self.path} has no split {split!r}; it has {list(self.splits)}")
+        return self.h5[split]["t0_fields"]
+
+    def default_split(self, preferred: str = "test") -> str:
+        """The split to evaluate: the only one if there is one, else `preferred`."""
+        if len(self.splits) == 1:
+            return next(iter(self.splits))
+        if preferred not in self.splits:
+            raise StochliftError(f"{self.path} has splits {list(self.splits)}; name one explicitly")
+        return preferred
+
+    def read(self, split: str, rows: slice | int = slice(None), frames: slice = slice(None)) -> np.ndarray:
+        """Rows of a split as [n, t, C, H, W] float32 (an int row gives [t, C, H, W])."""
+        return np.stack([dataset[rows, frames] for dataset in self._channel_datasets(split)], axis=-3)
+
+    def _channel_datasets(self, split: str) -> list[h5py.Dataset]:
+        """The split's time-varying field datasets in channel order, looked up once per process."""
+        self.h5  # (re)opens the handle in a new process, which empties the cache
+        if split not in self._fields:
+            group = self._split(split)
+            self._fields[split] = [group[name] for name in self.meta.field_names]
+        return self._fields[split]
+
+    def read_static(self, split: str, name: str, rows: slice | int = slice(None)) -> np.ndarray:
+        fields = self._split(split)
+        if name not in fields:
+            raise StochliftError(f"{self.path} has no static field {name!r}")
+        return fields[name][rows]
+
+    def iter_chunks(self, split: str, chunk_size: int = 64) -> Iterator[np.ndarray]:
+        """Stream a split in chunks of trajectories, [n <= chunk_size, T, C, H, W] each."""
+        self._split(split)
+        n = self.splits[split]
+        for start in range(0, n, chunk_size):
+            yield self.read(split, slice(start, min(start + chunk_size, n)))
+
+    def check_finite(self, split: str, chunk_size: int = 64) -> None:
+        """Raise StochliftError if any value of the split is NaN or Inf (streams, bounded memory)."""
+        for i, chunk in enumerate(self.iter_chunks(split, chunk_size)):
+            if not np.isfinite(chunk).all():
+                raise StochliftError(
+                    f"{self.path}: split {split!r} contains NaN or Inf (in trajectories "
+                    f"{i * chunk_size}..{i * chunk_size + len(chunk) - 1})"
+                )

@@ -1,0 +1,83 @@
+"""The lifted map F(window, xi) -> next frame: a backbone plus the output parametrisation and the loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from stochlift.config import ModelConfig
+from stochlift.errors import StochliftError
+from stochlift.models import DEPTH_PRESETS, build_backbone
+
+
+class LiftedModel(nn.Module):
+    """Wraps a backbone that maps (window as channels, xi) -> one frame.
+
+    output "residual": F = x_t + s * R(window, xi), with s the typical frame-to-frame change, so the
+    network learns an O(1) update (the paper's Corollary 1). output "direct": F = R (or sigmoid(R) for BCE).
+    """
+
+    def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.window = config.window
+        self.label_dim = config.label_dim
+        self.output = config.output
+        self.loss_name = config.loss
+        self.register_buffer("residual_scale", torch.tensor(float(config.residual_scale or 1.0)))
+
+    def _raw(self, window: torch.Tensor, xi: torch.Tensor | None) -> torch.Tensor:
+        return self.backbone(window.flatten(1, 2) if window.dim() > 3 else window.flatten(1), xi)
+
+    def _check(self, window: torch.Tensor, xi: torch.Tensor | None) -> None:
+        if window.shape[1] != self.window:
+            raise StochliftError(f"window of {window.shape[1]} frames given, model expects {self.window}")
+        if self.label_dim and (xi is None or xi.shape != (window.shape[0], self.label_dim)):
+            raise StochliftError(f"labels must be [batch, {self.label_dim}]")
+
+    def forward(self, window: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
+        """The next frame [B, *frame] from a window [B, m, *frame] and labels [B, d]."""
+        self._check(window, xi)
+        raw = self._raw(window, xi)
+        if self.loss_name == "bce":
+            return torch.sigmoid(raw)
+        if self.output == "residual":
+            return window[:, -1] + self.residual_scale * raw
+        return raw
+
+    def loss(self, window: torch.Tensor, xi: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+        """Plain regression (Eq. 6): mean squared error, or binary cross-entropy on logits."""
+        self._check(window, xi)
+        raw = self._raw(window, xi)
+        if self.loss_name == "bce":
+            return F.binary_cross_entropy_with_logits(raw, target)
+        if self.output == "residual":  # the same L2 loss, measured in units of the residual scale
+            return F.mse_loss(raw, (target - window[:, -1]) / self.residual_scale)
+        return F.mse_loss(raw, target)
+
+
+def build_model(config: ModelConfig) -> LiftedModel:
+    """The lifted model of a resolved config (frame_shape known: [C, H, W] images or [D] vectors)."""
+    if not config.frame_shape:
+        raise StochliftError("model.frame_shape is unknown; it is filled in from the training data")
+    frame_shape = tuple(config.frame_shape)
+    channels = frame_shape[0]
+    options = dict(config.options)
+    if config.backbone == "unet":
+        if len(frame_shape) != 3:
+            raise StochliftError(f"the unet backbone needs [C, H, W] frames, got frames of shape {frame_shape}")
+        depths = options.get("depths", "small")
+        if isinstance(depths, str) and depths not in DEPTH_PRESETS:
+            raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
+        _check_divisible(frame_shape[1:], len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths))
+    backbone = build_backbone(
+        config.backbone, in_channels=config.window * channels, out_channels=channels, label_dim=config.label_dim, **options
+    )
+    return LiftedModel(backbone, config)
+
+
+def _check_divisible(spatial: tuple[int, ...], levels: int) -> None:
+    factor = 2 ** (levels - 1)
+    if any(s % factor for s in spatial):
+        raise StochliftError(f"a U-Net with {levels} levels needs sizes divisible by {factor}, got {spatial}")

@@ -1,0 +1,106 @@
+"""Training pairs (Markov window -> next frame) drawn from trajectories in memory or in an HDF5 file.
+
+Pair p of trajectory i targets frame t = 1..T-1; its window is frames t-m .. t-1, clamped at 0, i.e. the
+history before frame 0 is padded by repeating frame 0, exactly as rollouts start (the authors' demo).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from stochlift.data.trajectories import TrajectoryFile
+from stochlift.errors import StochliftError
+
+
+class FrameSource(Protocol):
+    """Anything that hands out frame ranges of trajectories."""
+
+    n_trajectories: int
+    frames: int
+    frame_shape: tuple[int, ...]
+
+    def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
+        """Frames [start, stop) of one trajectory as [stop - start, *frame_shape] float32."""
+        ...
+
+
+class ArraySource:
+    """Trajectories already in memory, [N, T, *frame_shape] (e.g. vector states for tests)."""
+
+    def __init__(self, trajectories: np.ndarray | torch.Tensor) -> None:
+        data = np.asarray(trajectories, dtype=np.float32)
+        if data.ndim < 3:
+            raise StochliftError(f"trajectories must be [N, T, *state], got shape {data.shape}")
+        if not np.isfinite(data).all():
+            raise StochliftError("trajectories contain NaN or Inf")
+        self.data = data
+        self.n_trajectories, self.frames = data.shape[:2]
+        self.frame_shape = tuple(data.shape[2:])
+
+    def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
+        return self.data[trajectory, start:stop]
+
+
+class FileSource:
+    """One split of a trajectory file, read window by window (never the whole file)."""
+
+    def __init__(self, file: TrajectoryFile, split: str = "train") -> None:
+        if split not in file.splits:
+            raise StochliftError(f"{file.path} has no split {split!r}; it has {list(file.splits)}")
+        self.file, self.split = file, split
+        self.n_trajectories = file.splits[split]
+        self.frames = file.meta.frames
+        self.frame_shape = file.meta.frame_shape
+
+    def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
+        return self.file.read(self.split, trajectory, slice(start, stop))
+
+
+class PairSet:
+    """All (window, next frame) pairs of a source, addressed by a flat pair index."""
+
+    def __init__(self, source: FrameSource, window: int) -> None:
+        if window < 1:
+            raise StochliftError(f"the Markov window must be >= 1, got {window}")
+        if source.frames < max(window, 2):
+            raise StochliftError(
+                f"trajectories have {source.frames} frames, fewer than the Markov window ({window}) "
+                "plus a target frame; use longer trajectories or a smaller model.window"
+            )
+        self.source, self.window = source, window
+        self.pairs_per_trajectory = source.frames - 1
+        self.n_pairs = source.n_trajectories * self.pairs_per_trajectory
+
+    def locate(self, pair: int) -> tuple[int, int]:
+        """(trajectory, target frame) of a pair index."""
+        trajectory, offset = divmod(int(pair), self.pairs_per_trajectory)
+        return trajectory, offset + 1
+
+    def get(self, pair: int) -> tuple[np.ndarray, np.ndarray]:
+        """(window [m, *frame], target [*frame]) of one pair."""
+        trajectory, t = self.locate(pair)
+        start = max(0, t - self.window)
+        frames = self.source.read(trajectory, start, t + 1)
+        pad = self.window - (t - start)
+        if pad:
+            frames = np.concatenate([np.repeat(frames[:1], pad, axis=0), frames])
+        return frames[:-1], frames[-1]
+
+    def batch(self, pairs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stacked windows [B, m, *frame] and targets [B, *frame] as float32 tensors."""
+        windows, targets = zip(*(self.get(p) for p in pairs))
+        return torch.from_numpy(np.stack(windows)), torch.from_numpy(np.stack(targets))
+
+    def increment_scale(self, n_samples: int = 2048, seed: int = 0) -> float:
+        """Standard deviation of x_{t+1} - x_t over a random subset of pairs.
+
+        Used to scale the residual output x_t + s * R so the network regresses an O(1) quantity
+        (the paper's Corollary 1: the update is small, so learn it at its own scale).
+        """
+        picks = np.random.default_rng(seed).choice(self.n_pairs, size=min(n_samples, self.n_pairs), replace=False)
+        windows, targets = self.batch(np.sort(picks))
+        scale = float((targets - windows[:, -1]).std())
+        return scale if scale > 0 else 1.0

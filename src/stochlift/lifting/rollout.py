@@ -1,0 +1,141 @@
+"""Algorithm 2: one-step-per-frame sampling with a fresh label for every sample at every step."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
+from stochlift.errors import StochliftError
+from stochlift.lifting.labels import stream_seed
+from stochlift.lifting.model import LiftedModel
+from stochlift.lifting.train import load_run
+
+
+def _initial_window(initial: torch.Tensor, window: int) -> torch.Tensor:
+    """The last `window` given frames; a shorter history is padded in front by repeating its first frame."""
+    k = initial.shape[1]
+    if k >= window:
+        return initial[:, k - window :]
+    return torch.cat([initial[:, :1].expand(-1, window - k, *initial.shape[2:]), initial], dim=1)
+
+
+@torch.no_grad()
+def rollout_batches(
+    model: LiftedModel,
+    initial: np.ndarray | torch.Tensor,
+    frames: int,
+    *,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = False,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (first row, trajectories [b, frames, *frame]) batch by batch, so callers can stream to disk.
+
+    `initial` is [N, k, *frame]: k >= 1 given frames per trajectory, kept as the first k output frames.
+    The labels of batch b come from their own stream (seed, b), so results depend on the seed and the
+    batch size only.
+    """
+    initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
+    n, k = initial.shape[:2]
+    if frames <= k:
+        raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
+    model.eval()
+    steps = frames - k
+    bar = tqdm(total=n * steps, desc="sample", unit="frame", disable=not progress)
+    for b, start in enumerate(range(0, n, batch_size)):
+        given = initial[start : start + batch_size]
+        generator = torch.Generator().manual_seed(stream_seed(seed, "rollout", b))
+        window = _initial_window(given, model.window)
+        out = torch.empty(len(given), frames, *given.shape[2:])
+        out[:, :k] = given
+        for t in range(k, frames):
+            xi = torch.randn(len(given), model.label_dim, generator=generator) if model.label_dim else None
+            nxt = model(window, xi)
+            out[:, t] = nxt
+            window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+            bar.update(len(given))
+        yield start, out.numpy()
+    bar.close()
+
+
+def rollout(model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, **kwargs) -> np.ndarray:
+    """All trajectories at once, [N, frames, *frame] (for small ensembles; use rollout_batches for big ones)."""
+    return np.concatenate([batch for _, batch in rollout_batches(model, initial, frames, **kwargs)])
+
+
+def initial_frames(file: TrajectoryFile, n: int, *, split: str | None = None, frames: int = 1) -> np.ndarray:
+    """The first `frames` frames of n trajectories of a file's split, cycling through its rows."""
+    split = split or file.default_split()
+    rows = file.splits[split]
+    if frames < 1 or frames > file.meta.frames:
+        raise StochliftError(f"initial frames must be between 1 and {file.meta.frames}, got {frames}")
+    taken = file.read(split, slice(0, min(n, rows)), slice(0, frames))
+    return taken[np.arange(n) % len(taken)]
+
+
+def _time_grid(time: np.ndarray, frames: int) -> np.ndarray:
+    """The data's time grid, extended at its own spacing when sampling runs longer than the data."""
+    if frames <= len(time):
+        return time[:frames]
+    dt = time[1] - time[0] if len(time) > 1 else 1.0
+    return time[0] + dt * np.arange(frames)
+
+
+def sample_to_file(
+    run_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    trajectories: int = 256,
+    frames: int | None = None,
+    initial: str | os.PathLike | None = None,
+    initial_split: str | None = None,
+    initial_count: int = 1,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = True,
+) -> Path:
+    """Roll a trained run out from initial frames and write the trajectories (split 'generated').
+
+    Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split).
+    """
+    if trajectories <= 0:
+        raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
+    model, config, data = load_run(run_dir)
+    source = TrajectoryFile(initial) if initial is not None else data
+    if source is None:
+        raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
+    if list(source.meta.frame_shape) != list(config.model.frame_shape):
+        raise StochliftError(
+            f"initial frames of shape {list(source.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
+        )
+    frames = frames or source.meta.frames
+    start = initial_frames(source, trajectories, split=initial_split, frames=initial_count)
+    meta = TrajectoryMeta(
+        dataset_name=f"{source.meta.dataset_name}-generated",
+        problem=source.meta.problem,
+        field_names=source.meta.field_names,
+        time=_time_grid(source.meta.time, frames),
+        x=source.meta.x,
+        y=source.meta.y,
+        periodic=source.meta.periodic,
+        field_scales=source.meta.field_scales,
+        parameters={
+            **source.meta.parameters,
+            "sampled_from_run": str(Path(run_dir).resolve()),
+            "sampling_seed": seed,
+            "sampling_batch_size": batch_size,
+            "initial_frames": initial_count,
+        },
+    )
+    with TrajectoryWriter(out, meta, {"generated": trajectories}) as writer:
+        for row, batch in rollout_batches(model, start, frames, seed=seed, batch_size=batch_size, progress=progress):
+            if not np.isfinite(batch).all():
+                raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
+            writer.write("generated", row, {name: batch[:, :, c] for c, name in enumerate(meta.field_names)})
+    return Path(out)

@@ -1,0 +1,139 @@
+"""A U-Net whose diffusion-time input is replaced by an embedding of the label xi (FiLM modulation).
+
+Standard diffusion-backbone practice (GroupNorm, residual blocks, stride-2 convolutions down, nearest
+upsampling + convolution up, skip connections); the only change is what drives the modulation: a
+two-layer MLP embedding of xi in R^d instead of a sinusoidal embedding of the diffusion time. With d = 0
+there is no modulation at all and the network is a plain deterministic regressor.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+# Channel depths per resolution level; medium and large are the paper's (Appendix E).
+DEPTH_PRESETS: dict[str, list[int]] = {
+    "tiny": [16, 32, 64],
+    "small": [32, 64, 128],
+    "medium": [128, 256, 512],
+    "large": [128, 256, 512, 1024],
+}
+
+
+def _groups(channels: int, groups: int) -> int:
+    """The largest group count <= `groups` that divides `channels` (GroupNorm needs a divisor)."""
+    return next(g for g in range(min(groups, channels), 0, -1) if channels % g == 0)
+
+
+def _conv3(c_in: int, c_out: int, padding_mode: str, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode=padding_mode)
+
+
+class LabelEmbedding(nn.Module):
+    """xi in R^d -> R^width, two dense layers with GELU (the paper's replacement of the time embedding)."""
+
+    def __init__(self, label_dim: int, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(label_dim, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
+
+    def forward(self, xi: torch.Tensor) -> torch.Tensor:
+        return self.net(xi)
+
+
+class FiLMResBlock(nn.Module):
+    """Pre-norm residual block; the label embedding sets a per-channel scale and shift after the second norm."""
+
+    def __init__(self, c_in: int, c_out: int, embed_dim: int, groups: int, padding_mode: str) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(c_in, groups), c_in)
+        self.conv1 = _conv3(c_in, c_out, padding_mode)
+        self.norm2 = nn.GroupNorm(_groups(c_out, groups), c_out)
+        self.conv2 = _conv3(c_out, c_out, padding_mode)
+        self.film = nn.Linear(embed_dim, 2 * c_out) if embed_dim else None
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv1(F.gelu(self.norm1(x)))
+        h = self.norm2(h)
+        if self.film is not None and emb is not None:
+            scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        h = self.conv2(F.gelu(h))
+        return self.skip(x) + h
+
+
+class UNet(nn.Module):
+    """F(window, xi): the Markov window stacked as input channels, xi through FiLM in every block.
+
+    Args:
+        in_channels: window length m times the channels of one frame.
+        out_channels: channels of one frame.
+        label_dim: d; 0 gives the deterministic regressor.
+        depths: channels per level (a list, or a preset name from DEPTH_PRESETS).
+        blocks_per_level: residual blocks per level on the way down (and up).
+        mid_blocks: residual blocks at the coarsest level.
+        embed_width: width of the label-embedding MLP.
+        groups: GroupNorm groups.
+        periodic: circular padding in every convolution (periodic domains).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        label_dim: int,
+        depths: list[int] | str = "small",
+        blocks_per_level: int = 1,
+        mid_blocks: int = 2,
+        embed_width: int = 256,
+        groups: int = 8,
+        periodic: bool = False,
+    ) -> None:
+        super().__init__()
+        depths = DEPTH_PRESETS[depths] if isinstance(depths, str) else list(depths)
+        pad = "circular" if periodic else "zeros"
+        embed = embed_width if label_dim > 0 else 0
+        self.label_dim = label_dim
+        self.embedding = LabelEmbedding(label_dim, embed_width) if label_dim > 0 else None
+
+        def block(c_in: int, c_out: int) -> FiLMResBlock:
+            return FiLMResBlock(c_in, c_out, embed, groups, pad)
+
+        self.stem = _conv3(in_channels, depths[0], pad)
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        for i, width in enumerate(depths):
+            self.down.append(nn.ModuleList(block(width, width) for _ in range(blocks_per_level)))
+            if i + 1 < len(depths):
+                self.downsample.append(_conv3(width, depths[i + 1], pad, stride=2))
+        self.mid = nn.ModuleList(block(depths[-1], depths[-1]) for _ in range(mid_blocks))
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for i in reversed(range(len(depths))):
+            width = depths[i]
+            self.up.append(nn.ModuleList(block(2 * width if j == 0 else width, width) for j in range(blocks_per_level)))
+            if i > 0:
+                self.upsample.append(_conv3(width, depths[i - 1], pad))
+        self.out_norm = nn.GroupNorm(_groups(depths[0], groups), depths[0])
+        self.out = _conv3(depths[0], out_channels, pad)
+
+    def forward(self, x: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.embedding(xi) if self.embedding is not None else None
+        h = self.stem(x)
+        skips = []
+        for i, blocks in enumerate(self.down):
+            for blk in blocks:
+                h = blk(h, emb)
+            skips.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)
+        for blk in self.mid:
+            h = blk(h, emb)
+        for i, blocks in enumerate(self.up):
+            h = torch.cat([h, skips.pop()], dim=1)
+            for blk in blocks:
+                h = blk(h, emb)
+            if i < len(self.upsample):
+                h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.out(F.gelu(self.out_norm(h)))
