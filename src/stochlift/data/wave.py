@@ -147,7 +147,7 @@ def solve_wave(u0: np.ndarray, speed: np.ndarray, t_end: float, steps: int, fram
         raise StochliftError(f"wave: speed must be [B, n, n], got shape {speed.shape}")
     n = speed.shape[-1]
     dt = t_end / steps
-    c2dt2 = (speed.astype(np.float64) * dt**2).astype(dtype)
+    c2dt2 = (speed.astype(np.float64) ** 2 * dt**2).astype(dtype)
     symbol = _minus_k_squared(n).astype(dtype)
 
     def c2dt2_lap(v: np.ndarray) -> np.ndarray:
