@@ -62,6 +62,9 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" (to 0) or "constant"
     grad_clip: float = 0.0  # max gradient norm; 0 disables
     ema_decay: float = 0.0  # exponential moving average of the weights used for sampling; 0 disables
+    # std of Gaussian noise added to the input window (one field, the same on every frame), in units of
+    # model.residual_scale; the target stays clean, so the model learns to pull perturbed states back
+    input_noise: float = 0.0
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
@@ -72,6 +75,8 @@ class TrainConfig:
                 raise StochliftError(f"train.{name} must be > 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise StochliftError(f"train.lr must be > 0, got {self.lr}")
+        if self.input_noise < 0:
+            raise StochliftError(f"train.input_noise must be >= 0, got {self.input_noise}")
         if not 0 <= self.ema_decay < 1:
             raise StochliftError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.schedule not in ("cosine", "constant"):

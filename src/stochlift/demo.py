@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.datasets import make_wave_dataset
 from stochlift.data.trajectories import TrajectoryFile
@@ -42,8 +40,23 @@ class DemoResult:
         return "\n".join(lines)
 
 
-def run_demo(out: str | os.PathLike, *, problem: str = "wave", seed: int = 0, progress: bool = True) -> DemoResult:
-    """Run (or continue) the demo in `out`; returns the metrics and the files written."""
+def run_demo(
+    out: str | os.PathLike,
+    *,
+    problem: str = "wave",
+    seed: int = 0,
+    overrides: list[str] | tuple[str, ...] = (),
+    trajectories: int | None = None,
+    frames: int | None = None,
+    size: int | None = None,
+    samples: int = DEMO_SAMPLES,
+    progress: bool = True,
+) -> DemoResult:
+    """Run (or continue) the demo in `out`; returns the metrics and the files written.
+
+    `overrides` change the training config (e.g. "train.steps=500"); `trajectories`, `frames` and
+    `size` shrink the quick data set (for smoke tests).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -66,15 +79,16 @@ def run_demo(out: str | os.PathLike, *, problem: str = "wave", seed: int = 0, pr
         clock = now
 
     if not files["data"].exists():
-        make_wave_dataset(files["data"], preset="quick", seed=seed, progress=progress)
+        make_wave_dataset(files["data"], preset="quick", trajectories=trajectories, frames=frames, size=size,
+                          seed=seed, progress=progress)
     lap("data")
-    config = apply_overrides(load_config(f"{problem}-quick"), [f"train.seed={seed}"])
+    config = apply_overrides(load_config(f"{problem}-quick"), [f"train.seed={seed}", *overrides])
     config.data.path = str(files["data"])
     if not files["samples"].exists():
         train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)
     lap("train")
     if not files["samples"].exists():
-        sample_to_file(files["run"], files["samples"], trajectories=DEMO_SAMPLES, seed=seed + 1, progress=progress)
+        sample_to_file(files["run"], files["samples"], trajectories=samples, seed=seed + 1, progress=progress)
     lap("sample")
     report, metrics = evaluate_files(files["data"], files["samples"], files["metrics"])
     _draw(files, metrics, report)
@@ -90,4 +104,3 @@ def _draw(files: dict[str, Path], metrics: Any, report: dict[str, Any]) -> None:
     plots.save_crossing_time_plot(files["crossing_times"], metrics.tau_reference, metrics.tau_generated, report)
     plots.save_mass_plot(files["mass"], metrics.mass_reference, metrics.mass_generated)
     plots.save_snapshot_grid(files["snapshots"], true, generated)
-    assert np.isfinite(generated).all()

@@ -28,7 +28,7 @@ from stochlift.lifting.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from stochlift.lifting.labels import batch_indices, training_labels
+from stochlift.lifting.labels import batch_indices, stream_seed, training_labels
 from stochlift.lifting.model import LiftedModel, build_model
 from stochlift.lifting.pairs import FileSource, FrameSource, PairSet
 
@@ -50,6 +50,17 @@ def learning_rate(config: RunConfig, step: int) -> float:
         return t.lr
     progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
     return t.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def perturbation(window: torch.Tensor, std: float | torch.Tensor, seed: int, step: int) -> torch.Tensor:
+    """Input noise of one step: one Gaussian field per sample, repeated over the window's frames.
+
+    The same field on every frame shifts the state but keeps its frame-to-frame changes; drawn from
+    (seed, step) alone so a resumed run sees the same noise.
+    """
+    generator = torch.Generator().manual_seed(stream_seed(seed, "input_noise", step))
+    noise = torch.randn(window.shape[0], 1, *window.shape[2:], generator=generator) * std
+    return noise.expand_as(window)
 
 
 def open_source(config: RunConfig) -> tuple[FrameSource, bool]:
@@ -145,6 +156,8 @@ def train(
     for step in bar:
         index = batch_indices(pairs.n_pairs, t.batch_size, t.seed, step)
         window, target = pairs.batch(index)
+        if t.input_noise:
+            window = window + perturbation(window, t.input_noise * model.residual_scale, t.seed, step)
         xi = labels[torch.from_numpy(index)] if config.model.label_dim else None
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)

@@ -1,0 +1,122 @@
+"""The pieces of the method: pairs and their padding, fixed labels, the U-Net, the lifted model, the rollout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stochlift.config import ModelConfig
+from stochlift.errors import StochliftError
+from stochlift.lifting.labels import batch_indices, training_labels
+from stochlift.lifting.model import build_model
+from stochlift.lifting.pairs import ArraySource, PairSet
+from stochlift.lifting.rollout import rollout
+from stochlift.models import UNet
+
+TINY_UNET = {"depths": [8, 16], "mid_blocks": 1, "embed_width": 16, "groups": 4}
+
+
+def test_pairs_pad_history_with_frame_zero():
+    # trajectory i, frame t holds the value 10 * i + t, so every window is readable
+    data = (10 * np.arange(3)[:, None] + np.arange(5)[None, :]).astype(np.float32)[..., None]
+    pairs = PairSet(ArraySource(data), window=3)
+    assert pairs.n_pairs == 3 * 4
+    window, target = pairs.get(0)  # trajectory 0, target frame 1
+    assert window[:, 0].tolist() == [0, 0, 0] and target.tolist() == [1]
+    window, target = pairs.get(1)  # target frame 2: history 0, 0, 1
+    assert window[:, 0].tolist() == [0, 0, 1] and target.tolist() == [2]
+    window, target = pairs.get(4 + 3)  # trajectory 1, target frame 4
+    assert window[:, 0].tolist() == [11, 12, 13] and target.tolist() == [14]
+
+
+def test_too_few_frames_for_the_window_is_an_error():
+    with pytest.raises(StochliftError, match="Markov window"):
+        PairSet(ArraySource(np.zeros((2, 2, 3), np.float32)), window=3)
+
+
+def test_labels_are_fixed_per_pair_and_reproducible():
+    a, b = training_labels(100, 8, seed=1), training_labels(100, 8, seed=1)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, training_labels(100, 8, seed=2))
+    assert abs(a.mean().item()) < 0.15 and abs(a.std().item() - 1) < 0.1
+    np.testing.assert_array_equal(batch_indices(100, 16, 0, 5), batch_indices(100, 16, 0, 5))
+    assert not np.array_equal(batch_indices(100, 16, 0, 5), batch_indices(100, 16, 0, 6))
+
+
+def test_unet_label_conditioning_and_d0():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16)
+    lifted = UNet(3, 1, label_dim=4, **TINY_UNET)
+    out1, out2 = lifted(x, torch.randn(2, 4)), lifted(x, torch.randn(2, 4))
+    assert out1.shape == (2, 1, 16, 16)
+    # the FiLM layers are randomly initialised, so different labels give different outputs from the start
+    assert not torch.allclose(out1, out2)
+    plain = UNet(3, 1, label_dim=0, **TINY_UNET)
+    assert plain.embedding is None
+    assert torch.equal(plain(x), plain(x, None))
+
+
+def test_periodic_unet_commutes_with_shifts():
+    torch.manual_seed(0)
+    net = UNet(3, 1, label_dim=2, periodic=True, **TINY_UNET).eval()
+    x, xi = torch.randn(1, 3, 16, 16), torch.randn(1, 2)
+    shifted = net(torch.roll(x, shifts=(4, -6), dims=(2, 3)), xi)  # shifts by multiples of the stride
+    torch.testing.assert_close(shifted, torch.roll(net(x, xi), shifts=(4, -6), dims=(2, 3)), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("output,loss", [("residual", "l2"), ("direct", "l2"), ("direct", "bce")])
+def test_lifted_model_output_and_loss(output, loss):
+    config = ModelConfig(backbone="unet", window=2, label_dim=3, output=output, loss=loss, residual_scale=0.5,
+                         frame_shape=[1, 8, 8], options=dict(TINY_UNET))
+    model = build_model(config)
+    window, xi = torch.rand(4, 2, 1, 8, 8), torch.randn(4, 3)
+    prediction = model(window, xi)
+    assert prediction.shape == (4, 1, 8, 8)
+    raw = model.backbone(window.flatten(1, 2), xi)
+    expected = {"residual": window[:, -1] + 0.5 * raw, "direct": raw}[output] if loss == "l2" else torch.sigmoid(raw)
+    torch.testing.assert_close(prediction, expected)
+    target = torch.rand(4, 1, 8, 8)
+    value = model.loss(window, xi, target)
+    assert value.ndim == 0 and torch.isfinite(value)
+    if loss == "l2":  # the L2 loss in units of the residual scale for residual outputs
+        scale = 0.5 if output == "residual" else 1.0
+        torch.testing.assert_close(value, ((prediction - target) ** 2).mean() / scale**2)
+
+
+def test_bce_needs_direct_output():
+    with pytest.raises(StochliftError, match="direct"):
+        ModelConfig(loss="bce", output="residual").validate()
+
+
+class CountingModel(torch.nn.Module):
+    """Adds the label's first entry to the last frame and counts the calls."""
+
+    window, label_dim = 2, 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls, self.windows = 0, []
+
+    def forward(self, window: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.windows.append(window.clone())
+        return window[:, -1] + xi[:, :1]
+
+
+def test_rollout_calls_the_network_once_per_frame_with_fresh_labels():
+    model = CountingModel()
+    initial = np.zeros((5, 1, 1), np.float32)
+    out = rollout(model, initial, frames=7, seed=3, batch_size=5)
+    assert out.shape == (5, 7, 1)
+    assert model.calls == 6  # one call per generated frame, for the whole batch
+    increments = np.diff(out[..., 0], axis=1)
+    assert len(np.unique(increments.round(6))) == increments.size  # a fresh label per sample and step
+    assert torch.equal(model.windows[0][:, 0], model.windows[0][:, 1])  # history padded with frame 0
+    np.testing.assert_array_equal(out, rollout(CountingModel(), initial, frames=7, seed=3, batch_size=5))
+    assert not np.array_equal(out, rollout(CountingModel(), initial, frames=7, seed=4, batch_size=5))
+
+
+def test_rollout_rejects_too_few_frames():
+    with pytest.raises(StochliftError, match="frames"):
+        rollout(CountingModel(), np.zeros((1, 3, 1), np.float32), frames=3)
