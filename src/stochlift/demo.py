@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.datasets import make_wave_dataset
 from stochlift.data.trajectories import TrajectoryFile
@@ -100,7 +102,9 @@ def _draw(files: dict[str, Path], metrics: Any, report: dict[str, Any]) -> None:
     """The pictures: animation of true vs generated rollouts, QoI distributions, snapshots."""
     true = TrajectoryFile(files["data"]).read("test", slice(0, SHOWN))[:, :, 0]
     generated = TrajectoryFile(files["samples"]).read("generated", slice(0, SHOWN))[:, :, 0]
-    plots.save_rollout_animation(files["animation"], true, generated, title="wave: true (top) vs generated (bottom)")
+    # colour scale from the propagating wave, not the initial bump, whose peak is several times higher
+    vmax = float(np.quantile(np.abs(true[:, true.shape[1] // 8 :]), 0.999))
+    plots.save_rollout_animation(files["animation"], true, generated, title="wave", vmax=vmax)
     plots.save_crossing_time_plot(files["crossing_times"], metrics.tau_reference, metrics.tau_generated, report)
     plots.save_mass_plot(files["mass"], metrics.mass_reference, metrics.mass_generated)
-    plots.save_snapshot_grid(files["snapshots"], true, generated)
+    plots.save_snapshot_grid(files["snapshots"], true, generated, vmax=vmax)
