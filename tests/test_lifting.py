@@ -57,6 +57,18 @@ def test_unet_label_conditioning_and_d0():
     assert torch.equal(plain(x), plain(x, None))
 
 
+def test_label_embedding_choices():
+    linear = UNet(3, 1, label_dim=4, label_embedding="linear", **TINY_UNET)
+    assert isinstance(linear.embedding.net, torch.nn.Linear)
+    xi = torch.randn(5, 4)
+    emb = linear.embedding(xi)  # affine in xi: the embedding of a mean is the mean of the embeddings
+    torch.testing.assert_close(linear.embedding(xi.mean(0, keepdim=True)), emb.mean(0, keepdim=True))
+    from stochlift.models import build_backbone
+
+    with pytest.raises(StochliftError, match="label embedding"):
+        build_backbone("unet", in_channels=3, out_channels=1, label_dim=4, label_embedding="cubic")
+
+
 def test_periodic_unet_commutes_with_shifts():
     torch.manual_seed(0)
     net = UNet(3, 1, label_dim=2, periodic=True, **TINY_UNET).eval()

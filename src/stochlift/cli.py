@@ -48,7 +48,7 @@ def data() -> None:
 @data.command("wave")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HDF5 file to write.")
 @click.option("--preset", type=click.Choice(["quick", "paper"]), default="quick", show_default=True,
-              help="quick: 32x32, 800 trajectories (CPU minutes); paper: 64x64, M=1024 training trajectories.")
+              help="quick: 32x32, 416 trajectories (CPU minutes); paper: 64x64, M=1024 training trajectories.")
 @click.option("--trajectories", type=int, callback=_positive, help="Total trajectories (split like the preset).")
 @click.option("--frames", type=int, callback=_positive, help="Stored frames T per trajectory.")
 @click.option("--size", type=int, callback=_positive, help="Grid size S (S x S).")

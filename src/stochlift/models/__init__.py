@@ -19,7 +19,7 @@ def build_backbone(name: str, *, in_channels: int, out_channels: int, label_dim:
         raise StochliftError(f"unknown backbone {name!r}; choose from {sorted(BACKBONES)}")
     try:
         return BACKBONES[name](in_channels=in_channels, out_channels=out_channels, label_dim=label_dim, **options)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise StochliftError(f"bad options for backbone {name!r}: {exc}") from None
     except KeyError as exc:
         raise StochliftError(f"unknown preset {exc} for backbone {name!r}; presets: {sorted(DEPTH_PRESETS)}") from None

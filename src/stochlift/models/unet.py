@@ -31,11 +31,17 @@ def _conv3(c_in: int, c_out: int, padding_mode: str, stride: int = 1) -> nn.Conv
 
 
 class LabelEmbedding(nn.Module):
-    """xi in R^d -> R^width, two dense layers with GELU (the paper's replacement of the time embedding)."""
+    """xi in R^d -> R^width: two dense layers with GELU (the paper's replacement of the time embedding),
+    or one linear layer, which keeps the modulation close to affine in xi (Appendix B's interpolant)."""
 
-    def __init__(self, label_dim: int, width: int) -> None:
+    def __init__(self, label_dim: int, width: int, kind: str = "mlp") -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(label_dim, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
+        if kind == "mlp":
+            self.net = nn.Sequential(nn.Linear(label_dim, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
+        elif kind == "linear":
+            self.net = nn.Linear(label_dim, width)
+        else:
+            raise ValueError(f"label embedding must be 'mlp' or 'linear', got {kind!r}")
 
     def forward(self, xi: torch.Tensor) -> torch.Tensor:
         return self.net(xi)
@@ -73,7 +79,8 @@ class UNet(nn.Module):
         depths: channels per level (a list, or a preset name from DEPTH_PRESETS).
         blocks_per_level: residual blocks per level on the way down (and up).
         mid_blocks: residual blocks at the coarsest level.
-        embed_width: width of the label-embedding MLP.
+        embed_width: width of the label embedding.
+        label_embedding: "mlp" (two GELU layers, the paper's) or "linear" (one linear layer).
         groups: GroupNorm groups.
         periodic: circular padding in every convolution (periodic domains).
     """
@@ -87,6 +94,7 @@ class UNet(nn.Module):
         blocks_per_level: int = 1,
         mid_blocks: int = 2,
         embed_width: int = 256,
+        label_embedding: str = "mlp",
         groups: int = 8,
         periodic: bool = False,
     ) -> None:
@@ -95,7 +103,7 @@ class UNet(nn.Module):
         pad = "circular" if periodic else "zeros"
         embed = embed_width if label_dim > 0 else 0
         self.label_dim = label_dim
-        self.embedding = LabelEmbedding(label_dim, embed_width) if label_dim > 0 else None
+        self.embedding = LabelEmbedding(label_dim, embed_width, label_embedding) if label_dim > 0 else None
 
         def block(c_in: int, c_out: int) -> FiLMResBlock:
             return FiLMResBlock(c_in, c_out, embed, groups, pad)
