@@ -74,11 +74,13 @@ def open_source(config: RunConfig) -> tuple[FrameSource, bool]:
 
 
 def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConfig:
-    """Fill in what the data decides: the frame shape, periodic padding and the residual scale.
+    """Fill in what the data decides: its absolute path, the frame shape, periodic padding, the residual scale.
 
     All three are deterministic functions of the data and the seed, so resolving again on resume gives
     the same values.
     """
+    if config.data.path:  # absolute, so the run finds its data from any working directory
+        config.data.path = str(Path(config.data.path).resolve())
     model = config.model
     shape = list(pairs.source.frame_shape)
     if model.frame_shape is not None and list(model.frame_shape) != shape:
