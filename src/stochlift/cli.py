@@ -136,7 +136,7 @@ def evaluate(reference: str, generated: str, out: str | None, reference_split: s
 def demo(out: str, problem: str, seed: int, quiet: bool, overrides: tuple[str, ...]) -> None:
     """Data, training, sampling, evaluation and pictures in one go, on the quick preset.
 
-    About 14 minutes on 2 CPU cores. Re-running continues an interrupted demo: finished stages are
+    About 8 minutes on 2 CPU cores. Re-running continues an interrupted demo: finished stages are
     reused. Overrides change the training config, e.g. `train.steps=500` for a faster, rougher demo.
     """
     from stochlift.demo import run_demo
