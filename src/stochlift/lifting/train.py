@@ -76,8 +76,8 @@ def open_source(config: RunConfig) -> tuple[FrameSource, bool]:
 def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConfig:
     """Fill in what the data decides: its absolute path, the frame shape, periodic padding, the residual scale.
 
-    All three are deterministic functions of the data and the seed, so resolving again on resume gives
-    the same values.
+    Each is a deterministic function of the data and the seed, so resolving again on resume gives the
+    same values.
     """
     if config.data.path:  # absolute, so the run finds its data from any working directory
         config.data.path = str(Path(config.data.path).resolve())
