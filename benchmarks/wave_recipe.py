@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/recipe"))
     parser.add_argument("--train-trajectories", type=int)
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     run = args.out / args.name
     data = args.data
     if args.train_trajectories:

@@ -132,3 +132,28 @@ def test_rollout_calls_the_network_once_per_frame_with_fresh_labels():
 def test_rollout_rejects_too_few_frames():
     with pytest.raises(StochliftError, match="frames"):
         rollout(CountingModel(), np.zeros((1, 3, 1), np.float32), frames=3)
+
+
+def test_pushforward_windows_end_in_the_models_own_predictions():
+    from stochlift.lifting.train import pushed_window
+
+    torch.manual_seed(0)
+    data = np.random.default_rng(0).normal(size=(2, 6, 3)).astype(np.float32)
+    pairs = PairSet(ArraySource(data), window=2)
+    model = build_model(ModelConfig(backbone="mlp", window=2, label_dim=4, output="residual", frame_shape=[3]))
+    labels = training_labels(pairs.n_pairs, 4, seed=0)
+    index = np.array([0, 1, 3, 5 + 4])  # targets: traj 0 frames 1, 2, 4; traj 1 frame 5
+    clean, _ = pairs.batch(index)
+    pushed = pushed_window(model, pairs, index, labels, unroll=2)
+    # target frame 1 has nothing to unroll from: the data window stays
+    assert torch.equal(pushed[0], clean[0])
+    # target frame 2 unrolls one step, from pair 0 with pair 0's label
+    with torch.no_grad():
+        one = model(pairs.batch(np.array([0]))[0], labels[[0]])
+        assert torch.allclose(pushed[1, -1], one[0]) and torch.equal(pushed[1, 0], clean[1, 0])
+        # target frame 4 unrolls two steps: from pair 1 (label 1), then pair 2 (label 2)
+        w = pairs.batch(np.array([1]))[0]
+        w = torch.cat([w[:, 1:], model(w, labels[[1]])[:, None]], 1)
+        w = torch.cat([w[:, 1:], model(w, labels[[2]])[:, None]], 1)
+    assert torch.allclose(pushed[2], w[0])
+    assert not torch.allclose(pushed[3], clean[3])

@@ -117,6 +117,9 @@ def test_failure_while_writing_leaves_no_file(tmp_path: Path, monkeypatch: pytes
         raise OSError("disk full")
 
     def partial_savefig(self, target, *args, **kwargs) -> None:
+        if hasattr(target, "write"):  # PNGs are rendered to memory first, then written atomically
+            target.write(b"half a file")
+            raise OSError("disk full")
         partial_write(target)
 
     monkeypatch.setattr(plots.iio, "imwrite", partial_write)

@@ -65,16 +65,34 @@ class TrainConfig:
     # std of Gaussian noise added to the input window (one field, the same on every frame), in units of
     # model.residual_scale; the target stays clean, so the model learns to pull perturbed states back
     input_noise: float = 0.0
+    # pushforward training: the last `unroll` frames of each input window are the model's own predictions
+    # (no gradient, each pair's own label) instead of the data, so it learns to correct its rollout errors
+    unroll: int = 0
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
+    # speed and scale (lifting/distributed.py): micro-batches per step (gradients summed, same update up to
+    # float rounding), "fp32" | "bf16" | "fp16" autocast on GPUs (fp16 with a gradient scaler), the device
+    # ("auto": CUDA when available), and DataLoader worker processes reading the training pairs
+    grad_accum: int = 1
+    precision: str = "fp32"
+    device: str = "auto"
+    workers: int = 0
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grad_accum"):
             if getattr(self, name) <= 0:
                 raise StochliftError(f"train.{name} must be > 0, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise StochliftError(f"train.workers must be >= 0, got {self.workers}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise StochliftError(f"train.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise StochliftError(f"train.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.lr <= 0:
             raise StochliftError(f"train.lr must be > 0, got {self.lr}")
+        if self.unroll < 0:
+            raise StochliftError(f"train.unroll must be >= 0, got {self.unroll}")
         if self.input_noise < 0:
             raise StochliftError(f"train.input_noise must be >= 0, got {self.input_noise}")
         if not 0 <= self.ema_decay < 1:

@@ -8,6 +8,7 @@ backend, and no figure is registered with pyplot, so none can leak. Every file i
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "save_mass_plot",
     "save_rollout_animation",
     "save_snapshot_grid",
+    "field_display",
 ]
 
 PathLike = str | os.PathLike
@@ -43,9 +45,16 @@ def _new_figure(width: float, height: float, dpi: int = 100) -> Figure:
     return fig
 
 
+def _png_bytes(fig: Figure) -> bytes:
+    """The figure as PNG bytes (for embedding, e.g. in the HTML report)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
 def _save_png(fig: Figure, path: PathLike) -> None:
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")  # explicit: tmp ends in ".tmp"
+        tmp.write_bytes(_png_bytes(fig))
 
 
 def _finite_array(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
@@ -77,6 +86,28 @@ def _symmetric_vmax(reference: np.ndarray, vmax: float | None) -> float:
     return float(vmax)
 
 
+def _color_limits(reference: np.ndarray, vmax: float | None, value_range: tuple[float, float] | None) -> tuple[float, float]:
+    """(low, high) of the colour scale: a fixed range (e.g. (0, 1) for saturations) or symmetric about 0."""
+    if value_range is None:
+        limit = _symmetric_vmax(reference, vmax)
+        return -limit, limit
+    low, high = map(float, value_range)
+    if not high > low:
+        raise StochliftError(f"value_range must be (low, high) with low < high, got {value_range}")
+    return low, high
+
+
+def field_display(problem: str, reference: np.ndarray) -> dict[str, Any]:
+    """Colour keywords for showing a problem's fields [k, T, H, W]: values in [0, 1] (flow saturation, video)
+    on a fixed sequential scale; signed fields (waves) symmetric about 0, scaled to the evolving field rather
+    than the initial condition (the Wave bump is several times higher than the waves it sends out)."""
+    if problem in ("flow", "video"):
+        return {"cmap": "viridis", "value_range": (0.0, 1.0)}
+    n_frames = reference.shape[1]
+    tail = reference[:, n_frames // 8 :] if n_frames >= 8 else reference
+    return {"cmap": "RdBu_r", "vmax": float(np.quantile(np.abs(tail), 0.999)) or None}
+
+
 def _frame_label(index: int, n_frames: int) -> str:
     return f"t = {index}/{n_frames - 1}"
 
@@ -98,7 +129,7 @@ def _heading(title: str, index: int, n_frames: int) -> str:
 
 
 def _rollout_figure(
-    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, vmax: float
+    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float]
 ) -> tuple[Figure, list[tuple[Any, np.ndarray]], Any]:
     """The laid-out figure, its (image, trajectory) panels and its heading, showing frame 0."""
     k, n_frames = reference.shape[:2]
@@ -108,7 +139,7 @@ def _rollout_figure(
     for row, data in enumerate((reference, generated)):
         axes[row, 0].set_ylabel(ROW_LABELS[row])
         for j in range(k):
-            image = axes[row, j].imshow(data[j, 0], cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest")
+            image = axes[row, j].imshow(data[j, 0], cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
             panels.append((image, data[j]))
     fig.colorbar(panels[0][0], ax=axes, shrink=0.8)
     heading = fig.suptitle(_heading(title, n_frames - 1, n_frames))
@@ -118,14 +149,14 @@ def _rollout_figure(
 
 
 def _render_rollout(
-    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, vmax: float
+    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float]
 ) -> Iterator[np.ndarray]:
     """RGB frames [H, W, 3] uint8 from one figure.
 
     Axes, labels and colour bar are drawn once into a background; each frame restores it and redraws
     only the images and the heading (blitting), several times faster than a full redraw.
     """
-    fig, panels, heading = _rollout_figure(reference, generated, title, cmap, vmax)
+    fig, panels, heading = _rollout_figure(reference, generated, title, cmap, limits)
     animated = [image for image, _ in panels] + [heading]
     for artist in animated:
         artist.set_animated(True)
@@ -188,17 +219,18 @@ def save_rollout_animation(
     title: str = "",
     cmap: str = "RdBu_r",
     vmax: float | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> None:
     """Animate k true (top row) and k generated (bottom row) trajectories [k, T, H, W] side by side.
 
     One shared colour scale symmetric about 0 (max |reference| unless `vmax` is given), so amplitude
-    drift of the generated fields is visible rather than normalised away.
+    drift of the generated fields is visible rather than normalised away; `value_range` fixes it instead.
     """
     ref, gen = _check_pair(reference, generated)
     if not fps > 0:
         raise StochliftError(f"fps must be positive, got {fps}")
     write = _animation_writer(path)
-    frames = _render_rollout(ref, gen, title, cmap, _symmetric_vmax(ref, vmax))
+    frames = _render_rollout(ref, gen, title, cmap, _color_limits(ref, vmax, value_range))
     with atomic_path(path) as tmp:
         write(tmp, frames, fps)
 
@@ -280,12 +312,13 @@ def save_snapshot_grid(
     *,
     cmap: str = "RdBu_r",
     vmax: float | None = None,
+    value_range: tuple[float, float] | None = None,
 ) -> None:
     """A still grid of trajectories [k, T, H, W]: k true rows, then k generated rows, one column per frame."""
     ref, gen = _check_pair(reference, generated)
     k, n_frames = ref.shape[:2]
     indices = _frame_indices(frames, n_frames)
-    limit = _symmetric_vmax(ref, vmax)
+    low, high = _color_limits(ref, vmax, value_range)
     fig = _new_figure(1.5 * len(indices) + 1.4, 1.5 * 2 * k + 0.6)
     axes = _image_grid(fig, 2 * k, len(indices))
     image = None
@@ -294,7 +327,7 @@ def save_snapshot_grid(
             row = block * k + j
             axes[row, 0].set_ylabel(f"{ROW_LABELS[block]} {j}")
             for col, i in enumerate(indices):
-                image = axes[row, col].imshow(data[j, i], cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
+                image = axes[row, col].imshow(data[j, i], cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
     for col, i in enumerate(indices):
         axes[0, col].set_title(_frame_label(i, n_frames))
     fig.colorbar(image, ax=axes, shrink=0.6)

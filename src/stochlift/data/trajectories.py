@@ -14,6 +14,15 @@ Splits (train/valid/test, or one split of generated samples) are groups holding 
 groups. Every time-varying field carries `normalization_scale`: physical value = stored value * scale.
 Arrays handed out are [n, T, C, H, W] with the channels in `field_names` order.
 
+Storage dtype (`TrajectoryMeta.dtype`, attr `storage_dtype` on each time-varying field): "float32" (the
+default, physics) or "uint8" (video). A uint8 field holds round(255 * v) of values v in [0, 1]; the writer
+takes either uint8 arrays (stored as they are) or floats in [0, 1] (quantised), and the reader hands out
+float32 in [0, 1] (stored / 255), so training code sees the same [0, 1] floats as from a float32 file;
+`read(..., raw=True)` gives the stored integers. uint8 fields are gzip-compressed (level 1, any HDF5 tool
+reads them) and chunked by (1 trajectory, at most 8 frames, H, W) so reading a few frames of one video
+stays cheap. Video is stored channels-first like every other field: one field per colour channel,
+("r", "g", "b") for RGB and ("gray",) for one channel, read back as [n, T, 3 or 1, H, W].
+
 HDF5 handles are opened lazily and re-opened after a fork, so a reader can be passed to DataLoader workers.
 """
 
@@ -49,6 +58,7 @@ class TrajectoryMeta:
     periodic: bool = False
     field_scales: dict[str, float] = field(default_factory=dict)  # physical = stored * scale
     parameters: dict[str, Any] = field(default_factory=dict)  # generator parameters, seed, ...
+    dtype: str = "float32"  # storage of the time-varying fields: "float32" or "uint8" (values in [0, 1], video)
 
     @property
     def frames(self) -> int:
@@ -61,6 +71,10 @@ class TrajectoryMeta:
     @property
     def frame_shape(self) -> tuple[int, int, int]:
         return (self.channels, len(self.x), len(self.y))
+
+
+STORAGE_DTYPES = ("float32", "uint8")
+_UINT8_CHUNK_FRAMES = 8  # frames per chunk of a uint8 (video) field
 
 
 def _attr_value(value: Any) -> Any:
@@ -109,6 +123,8 @@ class TrajectoryWriter:
     ) -> None:
         if not split_sizes or any(n <= 0 for n in split_sizes.values()):
             raise StochliftError(f"every split needs at least one trajectory, got {split_sizes}")
+        if meta.dtype not in STORAGE_DTYPES:
+            raise StochliftError(f"storage dtype must be one of {list(STORAGE_DTYPES)}, got {meta.dtype!r}")
         self.path = Path(path)
         self.meta = meta
         self.split_sizes = dict(split_sizes)
@@ -184,17 +200,23 @@ class TrajectoryWriter:
             g.create_dataset("mask", data=mask)
         f.create_group("scalars")
         h, w = len(m.x), len(m.y)
-        chunk_t = int(np.clip(_CHUNK_BYTES // (4 * h * w), 1, m.frames))
+        if m.dtype == "uint8":
+            storage = {"dtype": "u1", "compression": "gzip", "compression_opts": 1}
+            chunk_t = int(np.clip(_CHUNK_BYTES // (h * w), 1, min(m.frames, _UINT8_CHUNK_FRAMES)))
+        else:
+            storage = {"dtype": "f4"}
+            chunk_t = int(np.clip(_CHUNK_BYTES // (4 * h * w), 1, m.frames))
         for split, n in self.split_sizes.items():
             fields = f.create_group(f"{split}/t0_fields")
             f[split].attrs["n_trajectories"] = n
             for name in m.field_names:
-                d = fields.create_dataset(name, (n, m.frames, h, w), "f4", chunks=(1, chunk_t, h, w))
+                d = fields.create_dataset(name, (n, m.frames, h, w), chunks=(1, chunk_t, h, w), **storage)
                 d.attrs.update(
                     sample_varying=True,
                     time_varying=True,
                     dim_varying=[True, True],
                     normalization_scale=float(m.field_scales.get(name, 1.0)),
+                    storage_dtype=m.dtype,
                 )
             for name in self.static_fields:
                 d = fields.create_dataset(name, (n, h, w), "f4", chunks=(1, h, w))
@@ -207,22 +229,42 @@ class TrajectoryWriter:
         fields: dict[str, np.ndarray],
         static: dict[str, np.ndarray] | None = None,
     ) -> None:
-        """Write rows [start, start + n) of `split`. Refuses NaN/Inf so no broken data set is ever made."""
+        """Write rows [start, start + n) of `split`. Refuses NaN/Inf so no broken data set is ever made.
+
+        For a uint8 file, time-varying fields may be uint8 (stored as given) or floats in [0, 1] (stored as
+        round(255 * v)); floats outside [0, 1] are refused.
+        """
         if split not in self.split_sizes:
             raise StochliftError(f"unknown split {split!r}; this file has {list(self.split_sizes)}")
         if set(fields) != set(self.meta.field_names):
             raise StochliftError(f"expected fields {list(self.meta.field_names)}, got {list(fields)}")
         assert self._file is not None, "use TrajectoryWriter as a context manager"
         for name, values in list(fields.items()) + list((static or {}).items()):
-            values = np.asarray(values, dtype=np.float32)
-            if not np.isfinite(values).all():
-                raise StochliftError(f"field {name!r} contains NaN or Inf; refusing to write {self.path}")
+            if self.meta.dtype == "uint8" and name in fields:
+                values = self._to_uint8(name, values)
+            else:
+                values = np.asarray(values, dtype=np.float32)
+                if not np.isfinite(values).all():
+                    raise StochliftError(f"field {name!r} contains NaN or Inf; refusing to write {self.path}")
             dataset = self._file[f"{split}/t0_fields/{name}"]
             if values.shape[1:] != dataset.shape[1:]:
                 raise StochliftError(f"field {name!r}: rows of shape {values.shape[1:]}, file expects {dataset.shape[1:]}")
             dataset[start : start + len(values)] = values
             n = len(values)
         self._written[split][start : start + n] = True
+
+    def _to_uint8(self, name: str, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values)
+        if values.dtype == np.uint8:
+            return values
+        values = values.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise StochliftError(f"field {name!r} contains NaN or Inf; refusing to write {self.path}")
+        if values.size and (values.min() < -1e-6 or values.max() > 1 + 1e-6):
+            raise StochliftError(
+                f"field {name!r} has values in [{values.min():.4g}, {values.max():.4g}]; a uint8 file stores [0, 1]"
+            )
+        return np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def write_trajectories(
@@ -245,6 +287,10 @@ def write_trajectories(
 class TrajectoryFile:
     """Lazy, streaming reader of a trajectory file; reads hyperslabs, never the whole file."""
 
+    # h5py's chunk cache per opened dataset (one per field): a few of the <= 1 MiB chunks, so reads sorted
+    # by (trajectory, frame) that cross a chunk boundary keep both; bounds the reader's memory per field
+    CHUNK_CACHE_BYTES = 4 << 20
+
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         if not self.path.is_file():
@@ -261,7 +307,7 @@ class TrajectoryFile:
     @property
     def h5(self) -> h5py.File:
         if self._handle is None or self._pid != os.getpid():
-            self._handle = h5py.File(self.path, "r")
+            self._handle = h5py.File(self.path, "r", rdcc_nbytes=self.CHUNK_CACHE_BYTES)
             self._pid = os.getpid()
             self._fields = {}
         return self._handle
@@ -324,6 +370,7 @@ class TrajectoryFile:
             ),
             field_scales={n: float(first[n].attrs.get("normalization_scale", 1.0)) for n in names},
             parameters=params,
+            dtype="uint8" if first[names[0]].dtype == np.uint8 else "float32",
         )
         return meta, splits
 
@@ -341,9 +388,17 @@ class TrajectoryFile:
             raise StochliftError(f"{self.path} has splits {list(self.splits)}; name one explicitly")
         return preferred
 
-    def read(self, split: str, rows: slice | int = slice(None), frames: slice = slice(None)) -> np.ndarray:
-        """Rows of a split as [n, t, C, H, W] float32 (an int row gives [t, C, H, W])."""
-        return np.stack([dataset[rows, frames] for dataset in self._channel_datasets(split)], axis=-3)
+    def read(
+        self, split: str, rows: slice | int = slice(None), frames: slice = slice(None), *, raw: bool = False
+    ) -> np.ndarray:
+        """Rows of a split as [n, t, C, H, W] float32 (an int row gives [t, C, H, W]).
+
+        uint8 (video) files give float32 in [0, 1]; `raw=True` gives the stored values (uint8 there).
+        """
+        values = np.stack([dataset[rows, frames] for dataset in self._channel_datasets(split)], axis=-3)
+        if values.dtype == np.uint8 and not raw:
+            return np.divide(values, 255.0, dtype=np.float32)
+        return values
 
     def _channel_datasets(self, split: str) -> list[h5py.Dataset]:
         """The split's time-varying field datasets in channel order, looked up once per process."""

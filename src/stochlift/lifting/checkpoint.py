@@ -49,10 +49,14 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None,
     state: TrainingState,
     ema: dict[str, torch.Tensor] | None = None,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
+    """`extra`: further named tensors (e.g. "scaler.scale" of fp16 training), stored as they are named."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     if ema:
         tensors.update({f"ema.{k}": v.detach().contiguous() for k, v in ema.items()})
+    if extra:
+        tensors.update({k: v.detach().contiguous() for k, v in extra.items()})
     groups: list[dict] = []
     if optimizer is not None:
         optim_tensors, groups = _optimizer_tensors(optimizer)

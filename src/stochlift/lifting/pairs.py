@@ -79,6 +79,10 @@ class PairSet:
         trajectory, offset = divmod(int(pair), self.pairs_per_trajectory)
         return trajectory, offset + 1
 
+    def target_frames(self, pairs: np.ndarray) -> np.ndarray:
+        """The target frame index of each pair (vectorised `locate`)."""
+        return np.asarray(pairs) % self.pairs_per_trajectory + 1
+
     def get(self, pair: int) -> tuple[np.ndarray, np.ndarray]:
         """(window [m, *frame], target [*frame]) of one pair."""
         trajectory, t = self.locate(pair)
@@ -100,7 +104,10 @@ class PairSet:
         Used to scale the residual output x_t + s * R so the network regresses an O(1) quantity
         (the paper's Corollary 1: the update is small, so learn it at its own scale).
         """
-        picks = np.random.default_rng(seed).choice(self.n_pairs, size=min(n_samples, self.n_pairs), replace=False)
-        windows, targets = self.batch(np.sort(picks))
-        scale = float((targets - windows[:, -1]).std())
+        picks = np.sort(np.random.default_rng(seed).choice(self.n_pairs, size=min(n_samples, self.n_pairs), replace=False))
+        increments = []
+        for start in range(0, len(picks), 256):  # a few windows at a time: memory n_samples x one frame
+            windows, targets = self.batch(picks[start : start + 256])
+            increments.append(targets - windows[:, -1])
+        scale = float(torch.cat(increments).std())
         return scale if scale > 0 else 1.0

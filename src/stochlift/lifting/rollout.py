@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.model import LiftedModel
 from stochlift.lifting.train import load_run
@@ -25,41 +26,58 @@ def _initial_window(initial: torch.Tensor, window: int) -> torch.Tensor:
     return torch.cat([initial[:, :1].expand(-1, window - k, *initial.shape[2:]), initial], dim=1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def rollout_batches(
     model: LiftedModel,
     initial: np.ndarray | torch.Tensor,
     frames: int,
     *,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: int | str = 256,
     progress: bool = False,
+    device: str | torch.device | None = None,
+    autocast: str | None = None,
+    channels_last: bool = False,
+    compile: bool = False,
+    cuda_graph: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first row, trajectories [b, frames, *frame]) batch by batch, so callers can stream to disk.
 
     `initial` is [N, k, *frame]: k >= 1 given frames per trajectory, kept as the first k output frames.
-    The labels of batch b come from their own stream (seed, b), so results depend on the seed and the
-    batch size only.
+    The labels of batch b come from their own stream (seed, b), drawn on the CPU whatever the device, so
+    results depend on the seed and the batch size only (and, off the defaults, on the device's arithmetic).
+
+    The speed options are those of `stochlift.lifting.fast` (device None: where the model is; "auto": CUDA
+    when available; autocast "bf16"/"fp16" and cuda_graph on GPUs only; channels_last; compile).
+    batch_size "auto" fills the GPU (largest batch whose step fits in memory) or is 256 on the CPU; since
+    the batch size picks the label streams, pass a number where samples must be reproducible across machines.
+    With the default options the samples are bit-identical to the plain one-call-per-frame loop.
     """
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
-    model.eval()
+    options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
+                          cuda_graph=cuda_graph)
+    engine = FastRollout(model, tuple(initial.shape[2:]), options)
+    if batch_size == "auto":
+        batch_size = engine.auto_batch_size(limit=n)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise StochliftError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
     steps = frames - k
     bar = tqdm(total=n * steps, desc="sample", unit="frame", disable=not progress)
     for b, start in enumerate(range(0, n, batch_size)):
         given = initial[start : start + batch_size]
         generator = torch.Generator().manual_seed(stream_seed(seed, "rollout", b))
-        window = _initial_window(given, model.window)
-        out = torch.empty(len(given), frames, *given.shape[2:])
+        stepper = engine.stepper(len(given))
+        stepper.load(_initial_window(given, model.window))
+        out = engine.output(len(given), frames)
         out[:, :k] = given
         for t in range(k, frames):
             xi = torch.randn(len(given), model.label_dim, generator=generator) if model.label_dim else None
-            nxt = model(window, xi)
-            out[:, t] = nxt
-            window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+            out[:, t].copy_(stepper.step(xi), non_blocking=True)
             bar.update(len(given))
+        engine.synchronize()
         yield start, out.numpy()
     bar.close()
 
@@ -99,10 +117,12 @@ def sample_to_file(
     seed: int = 0,
     batch_size: int = 256,
     progress: bool = True,
+    options: FastOptions | None = None,
 ) -> Path:
     """Roll a trained run out from initial frames and write the trajectories (split 'generated').
 
     Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split).
+    `options` are the rollout's speed options (device, autocast, ...; default: the CPU, bit-exact).
     """
     if trajectories <= 0:
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
@@ -134,7 +154,9 @@ def sample_to_file(
         },
     )
     with TrajectoryWriter(out, meta, {"generated": trajectories}) as writer:
-        for row, batch in rollout_batches(model, start, frames, seed=seed, batch_size=batch_size, progress=progress):
+        speed = vars(options) if options is not None else {}
+        for row, batch in rollout_batches(model, start, frames, seed=seed, batch_size=batch_size, progress=progress,
+                                          **speed):
             if not np.isfinite(batch).all():
                 raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
             writer.write("generated", row, {name: batch[:, :, c] for c, name in enumerate(meta.field_names)})

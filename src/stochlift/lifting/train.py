@@ -7,12 +7,14 @@ steps is either in the checkpoint or a pure function of (seed, step), so `resume
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -20,6 +22,7 @@ from stochlift.config import RunConfig, save_config
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.io import write_json
+from stochlift.lifting import distributed
 from stochlift.lifting.checkpoint import (
     CHECKPOINT_NAME,
     TrainingState,
@@ -29,8 +32,13 @@ from stochlift.lifting.checkpoint import (
     save_checkpoint,
 )
 from stochlift.lifting.labels import batch_indices, stream_seed, training_labels
+from stochlift.lifting.loader import StepBatches, step_loader
 from stochlift.lifting.model import LiftedModel, build_model
 from stochlift.lifting.pairs import FileSource, FrameSource, PairSet
+
+CHECK_BYTES = 8 << 20  # the start-up NaN/Inf check reads the data in blocks of at most this many bytes
+# config keys that may differ on resume: they change neither the sequence of batches nor the model
+RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "workers", "device")
 
 
 @dataclass
@@ -52,25 +60,78 @@ def learning_rate(config: RunConfig, step: int) -> float:
     return t.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def perturbation(window: torch.Tensor, std: float | torch.Tensor, seed: int, step: int) -> torch.Tensor:
+def perturbation(
+    window: torch.Tensor, std: float | torch.Tensor, seed: int, step: int, *, rows: slice | None = None,
+    global_batch: int | None = None,
+) -> torch.Tensor:
     """Input noise of one step: one Gaussian field per sample, repeated over the window's frames.
 
     The same field on every frame shifts the state but keeps its frame-to-frame changes; drawn from
-    (seed, step) alone so a resumed run sees the same noise.
+    (seed, step) alone so a resumed run sees the same noise. Under data parallelism the noise of the whole
+    global batch (`global_batch` windows) is drawn and `rows` of it taken, so every rank perturbs its shard
+    exactly as a single process would.
     """
     generator = torch.Generator().manual_seed(stream_seed(seed, "input_noise", step))
-    noise = torch.randn(window.shape[0], 1, *window.shape[2:], generator=generator) * std
-    return noise.expand_as(window)
+    noise = torch.randn(global_batch or window.shape[0], 1, *window.shape[2:], generator=generator)
+    if rows is not None:
+        noise = noise[rows]
+    return (noise * std).expand_as(window)
 
 
-def open_source(config: RunConfig) -> tuple[FrameSource, bool]:
-    """The training split named in the config, and whether its domain is periodic."""
+@torch.no_grad()
+def pushed_window(
+    model: LiftedModel, pairs: PairSet, index: np.ndarray, labels: torch.Tensor | None, unroll: int,
+    start: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Input windows whose last frames come from the model's own rollout (the pushforward trick).
+
+    Each pair is reached by rolling up to `unroll` steps from an earlier window of its trajectory, every
+    step with that earlier pair's fixed training label; pairs near the start unroll only as far as the
+    trajectory allows. The loss then teaches the model to pull its own errors back, not only white noise.
+    `start` holds those earlier windows when they were read already (the DataLoader does); the rollout
+    runs on the model's device.
+    """
+    steps = np.minimum(unroll, pairs.target_frames(index) - 1)
+    window = pairs.batch(index - steps)[0] if start is None else start.clone()
+    device = model.residual_scale.device
+    window = window.to(device)
+    for to_go in range(unroll, 0, -1):
+        active = torch.from_numpy(steps >= to_go)
+        if not active.any():
+            continue
+        active = active.to(device)
+        current = window[active]
+        xi = labels[torch.from_numpy(index - to_go)[active.cpu()]].to(device) if labels is not None else None
+        window[active] = torch.cat([current[:, 1:], model(current, xi)[:, None].to(window.dtype)], dim=1)
+    return window
+
+
+def open_source(config: RunConfig, ctx: distributed.DistContext | None = None) -> tuple[FrameSource, bool]:
+    """The training split named in the config, and whether its domain is periodic.
+
+    The data are checked for NaN/Inf block by block (bounded memory); under data parallelism each rank
+    checks its share of the blocks and all ranks fail together.
+    """
     if not config.data.path:
         raise StochliftError("no training data: pass --data FILE (or set data.path in the config)")
     file = TrajectoryFile(config.data.path)
     source = FileSource(file, config.data.split)
-    file.check_finite(config.data.split)
+    _check_finite(file, config.data.split, ctx or distributed.DistContext())
     return source, file.meta.periodic
+
+
+def _check_finite(file: TrajectoryFile, split: str, ctx: distributed.DistContext) -> None:
+    bad = None
+    if file.meta.dtype == "float32":  # uint8 (video) values are finite by construction
+        n = file.splits[split]
+        per = max(1, CHECK_BYTES // (4 * file.meta.frames * math.prod(file.meta.frame_shape)))
+        for block, first in enumerate(range(0, n, per)):
+            if block % ctx.world_size == ctx.rank and not np.isfinite(file.read(split, slice(first, first + per))).all():
+                bad = f"trajectories {first}..{min(first + per, n) - 1}"
+                break
+    if ctx.any(bad is not None):
+        where = f" (in {bad})" if bad else " (found by another rank)"
+        raise StochliftError(f"{file.path}: split {split!r} contains NaN or Inf{where}")
 
 
 def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConfig:
@@ -99,12 +160,23 @@ def _check_resume(run_dir: Path, config: RunConfig) -> tuple[dict, TrainingState
     current = config.to_dict()
     for section in ("data", "model", "train"):
         for key in set(saved[section]) | set(current[section]):
-            if key not in ("checkpoint_every", "log_every") and saved[section].get(key) != current[section].get(key):
+            if key not in RESUMABLE_CHANGES and saved[section].get(key) != current[section].get(key):
                 raise StochliftError(
                     f"cannot resume {run_dir}: its checkpoint has {section}.{key}={saved[section].get(key)!r}, "
                     f"this config has {current[section].get(key)!r}"
                 )
     return tensors, state, groups
+
+
+class _Loss(torch.nn.Module):
+    """The training loss as a module's forward, which is what DistributedDataParallel synchronises."""
+
+    def __init__(self, model: LiftedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, window: torch.Tensor, xi: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(window, xi, target)
 
 
 def train(
@@ -120,12 +192,24 @@ def train(
     """Train a lifted model; writes run_dir/config.yaml and run_dir/checkpoint.safetensors.
 
     `source` overrides config.data (e.g. an in-memory ArraySource); `stop_after` ends the run early at
-    that step (as if interrupted) and is what the resume tests use.
+    that step (as if interrupted) and is what the resume tests use. Launched by torchrun, every process
+    trains its shard of each global batch with gradients all-reduced (DDP); rank 0 alone writes.
     """
     config = RunConfig.from_dict(config.to_dict())  # a private, validated copy
-    run_dir = Path(run_dir)
+    t = config.train
+    ctx = distributed.setup(t.device)
+    return _train(config, Path(run_dir), ctx, source, periodic, resume, progress, stop_after)
+
+
+def _train(
+    config: RunConfig, run_dir: Path, ctx: distributed.DistContext, source: FrameSource | None, periodic: bool,
+    resume: bool, progress: bool, stop_after: int | None,
+) -> TrainResult:
+    t = config.train
+    micro = distributed.check_batch(t.batch_size, ctx.world_size, t.grad_accum)  # rows per micro-batch
+    amp = distributed.autocast_dtype(t.precision, ctx.device, explicit_device=t.device != "auto")
     if source is None:
-        source, periodic = open_source(config)
+        source, periodic = open_source(config, ctx)
     pairs = PairSet(source, config.model.window)
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
@@ -134,43 +218,81 @@ def train(
         raise StochliftError(f"nothing to resume: no {CHECKPOINT_NAME} in {run_dir}")
     config = resolve_config(config, pairs, periodic)
     resumed = _check_resume(run_dir, config) if resume else None
-    t = config.train
+    ctx.barrier()  # every rank has looked at (and read) run_dir before rank 0 writes to it
 
     torch.manual_seed(t.seed)
     model = build_model(config.model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    labels = training_labels(pairs.n_pairs, config.model.label_dim, t.seed)
-    ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if t.ema_decay else None
+    labels = training_labels(pairs.n_pairs, config.model.label_dim, t.seed)  # the same bank on every rank
     state = TrainingState(config=config.to_dict())
     if resumed is not None:
         tensors, state, groups = resumed
         load_weights(model, tensors)
+    model.to(ctx.device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp == torch.float16)
+    ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if t.ema_decay else None
+    if resumed is not None:
         load_optimizer(optimizer, tensors, groups)
         if ema is not None:
-            ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.yaml")
+            ema = {k[4:]: v.to(ctx.device) for k, v in tensors.items() if k.startswith("ema.")}
+        if scaler.is_enabled() and "scaler.scale" in tensors:
+            scaler.load_state_dict({**scaler.state_dict(), "scale": tensors["scaler.scale"].item(),
+                                    "_growth_tracker": int(tensors["scaler.growth_tracker"].item())})
+    trainer = _Loss(model)
+    if ctx.enabled:
+        trainer = torch.nn.parallel.DistributedDataParallel(
+            trainer, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None, forward_sync_buffers=False
+        )
+    if ctx.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_dir / "config.yaml")
 
     last = min(t.steps, stop_after) if stop_after is not None else t.steps
-    bar = tqdm(range(state.step, last), initial=state.step, total=t.steps, desc="train", disable=not progress)
+    batches = step_loader(
+        StepBatches(pairs, t.batch_size, t.seed, t.steps, rank=ctx.rank, world_size=ctx.world_size, unroll=t.unroll),
+        state.step, last, workers=t.workers, pin_memory=ctx.device.type == "cuda",
+    )
+    bar = tqdm(range(state.step, last), initial=state.step, total=t.steps, desc="train",
+               disable=not (progress and ctx.is_main))
     started, first_step, running = time.perf_counter(), state.step, state.running_loss
+    rows = slice(ctx.rank * micro * t.grad_accum, (ctx.rank + 1) * micro * t.grad_accum)  # this rank's shard
+    autocast = torch.autocast(ctx.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    noise_std = float(t.input_noise * model.residual_scale)
     model.train()
-    for step in bar:
-        index = batch_indices(pairs.n_pairs, t.batch_size, t.seed, step)
-        window, target = pairs.batch(index)
-        if t.input_noise:
-            window = window + perturbation(window, t.input_noise * model.residual_scale, t.seed, step)
+    for step, item in zip(bar, batches):
+        index = batch_indices(pairs.n_pairs, t.batch_size, t.seed, step)[rows]  # the same global batch on every rank
+        if not np.array_equal(index, item["index"].numpy()):
+            raise StochliftError(f"the data loader handed out step {int(item['step'])} for step {step}")
+        window, target = item["window"], item["target"]
+        noise = perturbation(window, noise_std, t.seed, step, rows=rows, global_batch=t.batch_size) if t.input_noise else None
         xi = labels[torch.from_numpy(index)] if config.model.label_dim else None
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        loss = model.loss(window, xi, target)
+        optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=ctx.device)
+        for k in range(t.grad_accum):  # micro-batches; DDP all-reduces the gradients after the last one
+            part = slice(k * micro, (k + 1) * micro)
+            with trainer.no_sync() if ctx.enabled and k < t.grad_accum - 1 else contextlib.nullcontext():
+                with autocast:
+                    if t.unroll:  # the last frames come from the model's own rollout
+                        w = pushed_window(model, pairs, index[part], labels if config.model.label_dim else None,
+                                          t.unroll, start=item["start"][part])
+                    else:
+                        w = window[part].to(ctx.device, non_blocking=True)
+                    if noise is not None:
+                        w = w + noise[part].to(ctx.device, non_blocking=True)
+                    loss = trainer(w, xi[part].to(ctx.device) if xi is not None else None,
+                                   target[part].to(ctx.device, non_blocking=True))
+                scaler.scale(loss / t.grad_accum if t.grad_accum > 1 else loss).backward()
+            total += loss.detach()
+        loss = ctx.mean(total / t.grad_accum if t.grad_accum > 1 else total)  # the global batch's mean loss
         if not torch.isfinite(loss):
             raise StochliftError(f"the loss became {loss.item()} at step {step}; lower train.lr or check the data")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
         if t.grad_clip:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         if ema is not None:
             with torch.no_grad():
                 for k, v in model.state_dict().items():
@@ -185,9 +307,15 @@ def train(
             bar.set_postfix(loss=f"{state.history[-1]['loss']:.4g}", pairs_per_s=f"{rate:.0f}")
         if state.step % t.checkpoint_every == 0 or state.step == last:
             state.running_loss = running
-            save_checkpoint(checkpoint_path, model, optimizer, state, ema)
+            if ctx.is_main:
+                extra = {"scaler.scale": scaler.get_scale() * torch.ones(1),
+                         "scaler.growth_tracker": torch.tensor([scaler.state_dict()["_growth_tracker"]])} \
+                    if scaler.is_enabled() else None
+                save_checkpoint(checkpoint_path, model, optimizer, state, ema, extra)
+            ctx.barrier()
     bar.close()
-    write_json(run_dir / "train_log.json", {"history": state.history, "step": state.step, "steps": t.steps})
+    if ctx.is_main:
+        write_json(run_dir / "train_log.json", {"history": state.history, "step": state.step, "steps": t.steps})
     if ema is not None:
         model.load_state_dict(ema)
     model.eval()

@@ -10,19 +10,32 @@ from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.io import write_json
 from stochlift.metrics.physics import PhysicsEvaluator, PhysicsMetrics
+from stochlift.metrics.quantities import CornerBreakthrough, RingCrossing
 
 # Problems whose quantities of interest are the physics ones (mass, crossing time).
-PHYSICS_PROBLEMS = ("wave", "generic")
+PHYSICS_PROBLEMS = ("wave", "flow", "generic")
+
+
+def crossing_for(reference: TrajectoryFile) -> RingCrossing | CornerBreakthrough:
+    """The crossing time that fits the reference file's problem, with the settings in its metadata.
+
+    Flow: water breakthrough in the producer's corner square (qoi_corner_size pixels, default 1/8 of the
+    side; qoi_crossing_threshold, default 0.5). Wave and the rest: the outer-ring crossing.
+    """
+    params = reference.meta.parameters
+    if reference.meta.problem == "flow":
+        side = min(len(reference.meta.x), len(reference.meta.y))
+        return CornerBreakthrough(threshold=float(params.get("qoi_crossing_threshold", 0.5)),
+                                  corner_size=int(params.get("qoi_corner_size", max(1, round(side / 8)))))
+    return RingCrossing(threshold=float(params.get("qoi_crossing_threshold", 0.05)),
+                        ring_width=int(params.get("qoi_ring_width", 1)))
 
 
 def evaluate_physics_files(
     reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str, generated_split: str, chunk_size: int = 64
 ) -> PhysicsMetrics:
-    """Crossing-time and mass metrics; threshold and ring width come from the reference file's metadata."""
-    params = reference.meta.parameters
-    evaluator = PhysicsEvaluator(
-        threshold=float(params.get("qoi_crossing_threshold", 0.05)), ring_width=int(params.get("qoi_ring_width", 1))
-    )
+    """Crossing-time and mass metrics; the crossing time and its settings come from the reference's metadata."""
+    evaluator = PhysicsEvaluator(crossing=crossing_for(reference))
     for chunk in reference.iter_chunks(reference_split, chunk_size):
         evaluator.add_reference(chunk)
     for chunk in generated.iter_chunks(generated_split, chunk_size):

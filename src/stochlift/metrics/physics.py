@@ -16,7 +16,7 @@ Conventions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from stochlift.errors import StochliftError
-from stochlift.metrics.quantities import as_trajectories, crossing_time, mass
+from stochlift.metrics.quantities import RingCrossing, as_trajectories, mass
 from stochlift.metrics.wasserstein import wasserstein_1d, wasserstein_1d_per_column
 
 __all__ = ["PhysicsEvaluator", "PhysicsMetrics", "evaluate_physics"]
@@ -44,12 +44,13 @@ class PhysicsMetrics:
     final_std_ratio: float | None
     n_reference: int
     n_generated: int
-    threshold: float
-    ring_width: int
+    threshold: float | None
+    ring_width: int | None
     tau_reference: np.ndarray = field(repr=False)
     tau_generated: np.ndarray = field(repr=False)
     mass_reference: np.ndarray = field(repr=False)
     mass_generated: np.ndarray = field(repr=False)
+    crossing: dict[str, Any] = field(default_factory=dict)  # which crossing time, with its settings
 
     def to_dict(self) -> dict[str, Any]:
         """The scores as plain JSON-able Python values (the raw per-trajectory arrays are left out)."""
@@ -66,6 +67,9 @@ class PhysicsMetrics:
             "n_generated": self.n_generated,
             "threshold": self.threshold,
             "ring_width": self.ring_width,
+            # another crossing time than the Wave ring names itself and its settings (Wave keys unchanged)
+            **({} if self.crossing.get("crossing", "ring") == "ring" else
+               {k: v for k, v in self.crossing.items() if k not in ("threshold", "ring_width")}),
         }
 
 
@@ -81,7 +85,7 @@ class _Ensemble:
         self.total: np.ndarray | None = None
         self.total_sq: np.ndarray | None = None
 
-    def add(self, chunk: np.ndarray, threshold: float, ring_width: int) -> None:
+    def add(self, chunk: np.ndarray, crossing: Callable[[np.ndarray], np.ndarray]) -> None:
         if self.total is None:
             self.frame_shape = chunk.shape[1:]
             self.total = np.zeros(self.frame_shape, dtype=np.float64)
@@ -90,7 +94,7 @@ class _Ensemble:
             values = trajectory.astype(np.float64)
             self.total += values
             self.total_sq += values * values
-        self.taus.append(crossing_time(chunk, threshold, ring_width))
+        self.taus.append(np.asarray(crossing(chunk), dtype=np.float64))
         self.masses.append(mass(chunk))
         self.n += chunk.shape[0]
 
@@ -111,13 +115,20 @@ def _rmse(x: np.ndarray, y: np.ndarray) -> float:
 
 
 class PhysicsEvaluator:
-    """Accumulate reference and generated chunks in any order, then call `result()`."""
+    """Accumulate reference and generated chunks in any order, then call `result()`.
 
-    def __init__(self, threshold: float = 0.05, ring_width: int = 1) -> None:
-        if ring_width < 1:
-            raise StochliftError(f"ring_width must be >= 1, got {ring_width}")
-        self.threshold = float(threshold)
-        self.ring_width = int(ring_width)
+    `crossing` maps a chunk [n, T, C, H, W] to n crossing times in [0, 1]; it defaults to the Wave ring
+    crossing `RingCrossing(threshold, ring_width)` (Flow uses `CornerBreakthrough`). An object with a
+    `describe()` dict (as those two have) has its settings reported in the metrics.
+    """
+
+    def __init__(self, threshold: float = 0.05, ring_width: int = 1, *,
+                 crossing: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.crossing = crossing if crossing is not None else RingCrossing(float(threshold), int(ring_width))
+        described = self.crossing.describe() if hasattr(self.crossing, "describe") else {"crossing": "custom"}
+        self._described = dict(described)
+        self.threshold = described.get("threshold")
+        self.ring_width = described.get("ring_width")
         self._reference = _Ensemble("reference")
         self._generated = _Ensemble("generated")
 
@@ -135,7 +146,7 @@ class PhysicsEvaluator:
         if not np.all(np.isfinite(arr)):
             raise StochliftError(f"{ensemble.name} chunk of shape {arr.shape} contains NaN or Inf values")
         if arr.shape[0]:
-            ensemble.add(arr, self.threshold, self.ring_width)
+            ensemble.add(arr, self.crossing)
 
     def _check_frame_shape(self, name: str, shape: tuple[int, ...]) -> None:
         """Every chunk of both ensembles must share T, C, H, W (ensemble sizes may differ)."""
@@ -177,6 +188,7 @@ class PhysicsEvaluator:
             tau_generated=tau_gen,
             mass_reference=mass_ref,
             mass_generated=mass_gen,
+            crossing=dict(self._described),
         )
 
 
@@ -185,9 +197,11 @@ def evaluate_physics(
     generated_chunks: Iterable[ArrayLike],
     threshold: float = 0.05,
     ring_width: int = 1,
+    *,
+    crossing: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> PhysicsMetrics:
     """Score two streams of chunks [n_i, T, C, H, W] (e.g. generators reading from disk)."""
-    evaluator = PhysicsEvaluator(threshold, ring_width)
+    evaluator = PhysicsEvaluator(threshold, ring_width, crossing=crossing)
     for chunk in reference_chunks:
         evaluator.add_reference(chunk)
     for chunk in generated_chunks:

@@ -1,0 +1,236 @@
+"""The fast inner loop of Algorithm 2: one network call per frame and as little else as possible.
+
+Per frame the loop copies that frame's labels into a fixed buffer, calls the network on a fixed window
+buffer, and shifts the window by writing [window[1:], next] into a second preallocated buffer, then swaps
+the two (ping-pong). No tensor is allocated per frame outside the network, and autograd is off
+(inference mode).
+
+Why a ping-pong pair and not a ring buffer indexed modulo m: the first convolution wants the window as
+one contiguous [B, m * C, H, W] tensor, oldest frame first. A ring would hand it rotated frames (which
+changes the order of its sums, so the samples would no longer be bit-identical to the plain loop) or
+would need a gather copy before the convolution anyway. Shifting m frames costs m frame copies, which
+next to a U-Net call is noise; what matters is that nothing is allocated per frame and, on a GPU, that
+the whole update can be captured once as a CUDA graph with static buffers.
+
+Options (all off by default where they could change results):
+    device        "auto" (CUDA when available), "cpu", "cuda", or None (wherever the model already is)
+    autocast      "bf16" | "fp16": the network runs in reduced precision (GPU only); the state stays fp32
+    channels_last NHWC weights and activations (4-D frames only)
+    compile       torch.compile the model
+    cuda_graph    capture the one-step update (network + window shift) as a CUDA graph (GPU only)
+With the defaults, samples on the CPU are bit-identical to the straightforward loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from stochlift.errors import StochliftError
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CPU_AUTO_BATCH = 256  # rollout_batches' default batch; the CPU gains nothing from larger ones
+GPU_MEMORY_FRACTION = 0.85  # of the free memory that an automatic batch may fill
+
+
+def resolve_device(device: str | torch.device | None, model: nn.Module | None = None) -> torch.device:
+    """None: the model's own device (CPU without a model); "auto": CUDA when available, else the CPU."""
+    if device is None:
+        param = next(model.parameters(), None) if model is not None else None
+        return param.device if param is not None else torch.device("cpu")
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise StochliftError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise StochliftError(f"device must be auto, cpu or cuda, got {device!r}")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise StochliftError("device cuda asked for, but this machine has no CUDA GPU (use --device cpu or auto)")
+    return resolved
+
+
+@dataclass(frozen=True)
+class FastOptions:
+    """How to run the one-step update; see the module docstring."""
+
+    device: str | None = None
+    autocast: str | None = None
+    channels_last: bool = False
+    compile: bool = False
+    cuda_graph: bool = False
+
+    def check(self, device: torch.device) -> None:
+        if self.autocast is not None and self.autocast not in AUTOCAST_DTYPES:
+            raise StochliftError(f"autocast must be one of {sorted(AUTOCAST_DTYPES)}, got {self.autocast!r}")
+        if self.autocast is not None and device.type != "cuda":
+            raise StochliftError(f"autocast {self.autocast} is for GPUs; this rollout runs on {device.type}")
+        if self.cuda_graph and device.type != "cuda":
+            raise StochliftError(f"cuda_graph needs a CUDA device; this rollout runs on {device.type}")
+
+
+def prepare_model(model: nn.Module, device: torch.device, options: FastOptions) -> nn.Module:
+    """The network to call: the model itself when nothing changes, else a moved/converted copy (the
+    caller's model is never modified), optionally compiled."""
+    current = resolve_device(None, model)
+    net = model
+    if current != device or options.channels_last:
+        net = copy.deepcopy(model).to(device)
+        if options.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+    net.eval()
+    if options.compile:
+        net = torch.compile(net, dynamic=False)
+    return net
+
+
+class Stepper:
+    """The one-step update of a fixed batch size on preallocated buffers.
+
+    `load(window)` sets the history, then each `step(xi)` returns the next frame [B, *frame] (valid until
+    the following step) and shifts the window.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        window: int,
+        label_dim: int,
+        batch: int,
+        frame_shape: tuple[int, ...],
+        device: torch.device,
+        *,
+        autocast: str | None = None,
+        cuda_graph: bool = False,
+    ) -> None:
+        self.net, self.device = net, device
+        self.dtype = AUTOCAST_DTYPES.get(autocast) if autocast else None
+        self.window = torch.zeros(batch, window, *frame_shape, device=device)
+        self.spare = torch.empty_like(self.window)
+        self.xi = torch.zeros(batch, label_dim, device=device) if label_dim else None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self._next: torch.Tensor | None = None
+        if cuda_graph:
+            self._capture()
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        # no weight-cast cache: a cache would hold tensors from outside a captured graph's memory pool
+        return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
+
+    def _call(self) -> torch.Tensor:
+        with self._autocast():
+            nxt = self.net(self.window, self.xi)
+        return nxt if nxt.dtype == torch.float32 else nxt.float()
+
+    def _capture(self) -> None:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up (lazy initialisation, cuDNN autotuning) off the graph
+            for _ in range(3):
+                self._call()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            nxt = self._call()
+            torch.cat([self.window[:, 1:], nxt[:, None]], dim=1, out=self.spare)
+            self.window.copy_(self.spare)  # one fixed input buffer: the graph reads the same addresses
+        self._next = nxt
+
+    def load(self, window: torch.Tensor) -> None:
+        self.window.copy_(window)
+
+    def step(self, xi: torch.Tensor | None) -> torch.Tensor:
+        if self.xi is not None:
+            self.xi.copy_(xi, non_blocking=True)
+        if self.graph is not None:
+            self.graph.replay()
+            return self._next
+        nxt = self._call()
+        torch.cat([self.window[:, 1:], nxt[:, None]], dim=1, out=self.spare)
+        self.window, self.spare = self.spare, self.window
+        return nxt
+
+
+class FastRollout:
+    """A model prepared for rollouts on one device, with one Stepper per batch size met."""
+
+    def __init__(self, model: nn.Module, frame_shape: tuple[int, ...], options: FastOptions | None = None) -> None:
+        self.options = options or FastOptions()
+        self.device = resolve_device(self.options.device, model)
+        self.options.check(self.device)
+        if self.options.channels_last and len(frame_shape) != 3:
+            raise StochliftError(f"channels_last needs [C, H, W] frames, got frames of shape {tuple(frame_shape)}")
+        self.window, self.label_dim = int(model.window), int(model.label_dim)
+        self.frame_shape = tuple(frame_shape)
+        model.eval()
+        self.net = prepare_model(model, self.device, self.options)
+        self._steppers: dict[int, Stepper] = {}
+
+    def stepper(self, batch: int) -> Stepper:
+        if batch not in self._steppers:
+            self._steppers[batch] = self._new_stepper(batch, cuda_graph=self.options.cuda_graph)
+        return self._steppers[batch]
+
+    def _new_stepper(self, batch: int, cuda_graph: bool) -> Stepper:
+        return Stepper(
+            self.net, self.window, self.label_dim, batch, self.frame_shape, self.device,
+            autocast=self.options.autocast, cuda_graph=cuda_graph,
+        )
+
+    def output(self, batch: int, frames: int) -> torch.Tensor:
+        """A host buffer for the trajectories of a batch (pinned on CUDA, so frame copies are asynchronous)."""
+        return torch.empty(batch, frames, *self.frame_shape, pin_memory=self.device.type == "cuda")
+
+    def synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def auto_batch_size(self, limit: int | None = None) -> int:
+        """The CPU's default batch, or on a GPU the largest batch whose one-step update fits in memory."""
+        if self.device.type != "cuda":
+            return min(CPU_AUTO_BATCH, limit) if limit else CPU_AUTO_BATCH
+        return largest_batch(self._probe, limit)
+
+    def _probe(self, batch: int) -> int:
+        """Peak bytes allocated by one step of a fresh stepper of this batch (no graph)."""
+        torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        stepper = self._new_stepper(batch, cuda_graph=False)
+        xi = torch.zeros(batch, self.label_dim, device=self.device) if self.label_dim else None
+        stepper.step(xi)
+        torch.cuda.synchronize(self.device)
+        peak = torch.cuda.max_memory_allocated(self.device) - base
+        del stepper, xi
+        torch.cuda.empty_cache()
+        return peak
+
+
+def largest_batch(probe, limit: int | None = None, start: int = 4) -> int:
+    """Fit peak memory = fixed + per_sample * batch on two probes, fill GPU_MEMORY_FRACTION of the free
+    memory, then back off by 15% per out-of-memory error until one step runs."""
+    try:
+        small, large = probe(start), probe(2 * start)
+    except torch.cuda.OutOfMemoryError:
+        return 1
+    per_sample = max((large - small) / start, 1.0)
+    fixed = max(small - per_sample * start, 0.0)
+    free, _ = torch.cuda.mem_get_info()
+    batch = max(1, int((GPU_MEMORY_FRACTION * free - fixed) / per_sample))
+    if limit:
+        batch = min(batch, limit)
+    while batch > 1:
+        try:
+            probe(batch)
+            return batch
+        except torch.cuda.OutOfMemoryError:
+            batch = int(batch * 0.85)
+    return 1

@@ -1,0 +1,537 @@
+"""`stochlift report`: one self-contained HTML page about a trained run.
+
+The page holds a summary, the run's config, its training curve, an animation of true vs generated
+rollouts, the distributions of the quantities of interest, per-time metric curves of both evaluation
+settings (distribution matching from a shared initial condition, and forecasting), rank histograms and a
+metrics table. Every image is embedded as a data URI (PNG, the animation as GIF) and the styling is inline,
+so the one file opens anywhere, offline, with nothing beside it.
+
+Inputs: the run directory (config.yaml, checkpoint.safetensors, train_log.json); the reference trajectories
+(default: the run's data file, its 'test' split); the generated trajectories (default: sampled here, into a
+temporary file that is deleted afterwards, as many as the reference split holds, started from the
+reference's own first frames); a metrics JSON (default: RUN/metrics.json when it exists), shown as written.
+All scores in the page are computed afresh from the reference and generated files; the forecasting setting
+also rolls the run's model out from `forecast_trajectories` held-out reference trajectories,
+`forecast_samples` samples each.
+
+Sections that do not apply are replaced by a note saying why: crossing times only exist for 'wave' and
+'flow' files, mass for those and 'generic' ones; ensemble scores need two or more trajectories on each side.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import math
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stochlift import plots
+from stochlift.data.trajectories import TrajectoryFile, write_trajectories
+from stochlift.errors import StochliftError
+from stochlift.io import atomic_path
+from stochlift.lifting.checkpoint import CHECKPOINT_NAME
+from stochlift.lifting.rollout import sample_to_file
+from stochlift.lifting.train import load_run
+from stochlift.metrics.evaluate import PHYSICS_PROBLEMS, evaluate_physics_files
+from stochlift.metrics.forecast import EnsembleScores, distribution_scores_files, forecast_scores
+from stochlift.metrics.physics import PhysicsMetrics
+from stochlift.plots_report import CurvePanel, metric_curves_png, rank_histogram_png, training_curve_png
+
+__all__ = ["CROSSING_PROBLEMS", "build_report"]
+
+CROSSING_PROBLEMS = ("wave", "flow")  # problems whose files define a crossing time
+SHOWN = 4  # trajectories in the animation
+RUN_FILES = ("config.yaml", CHECKPOINT_NAME, "train_log.json")
+
+PathLike = str | os.PathLike
+
+
+@dataclass
+class _Section:
+    anchor: str
+    title: str
+    body: str
+
+
+def _say(progress: bool, message: str) -> None:
+    if progress:
+        print(f"report: {message}", file=sys.stderr, flush=True)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return "n/a" if not math.isfinite(float(value)) else f"{float(value):.4g}"
+    return str(value)
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _image_mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    raise StochliftError("an embedded image is neither PNG nor GIF")  # a bug in this module if ever seen
+
+
+def _figure(data: bytes, alt: str, caption: str = "") -> str:
+    uri = f"data:{_image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
+    return f'<figure><img src="{uri}" alt="{_esc(alt)}">{cap}</figure>'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{text}</p>'
+
+
+def _table(rows: Iterable[tuple[Any, ...]], header: tuple[str, ...] = ("metric", "value", "meaning")) -> str:
+    """Rows of (name, value, *descriptions); numbers right-aligned."""
+
+    def cell(value: Any) -> str:
+        numeric = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+        return f'<td class="num">{_esc(_fmt(value))}</td>' if numeric else f"<td>{_esc(_fmt(value))}</td>"
+
+    body = "".join(
+        f"<tr><td><code>{_esc(name)}</code></td>{cell(value)}{''.join(f'<td>{_esc(d)}</td>' for d in rest)}</tr>"
+        for name, value, *rest in rows
+    )
+    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+
+
+def _run_label(run_dir: Path) -> str:
+    """The run's name; with its parent's for a generic name like the demo's "run"."""
+    path = run_dir.resolve()
+    return f"{path.parent.name}/{path.name}" if path.name in ("run", "runs", ".") and path.parent.name else path.name
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    if not run_dir.is_dir():
+        raise StochliftError(f"no such run directory: {run_dir}")
+    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise StochliftError(f"{run_dir} is not a complete training run (missing {', '.join(missing)}); "
+                             "train one with `stochlift train`")
+
+
+def _read_history(run_dir: Path) -> dict[str, Any]:
+    try:
+        log = json.loads((run_dir / "train_log.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StochliftError(f"cannot read {run_dir / 'train_log.json'}: {exc}") from None
+    if not isinstance(log, dict) or not isinstance(log.get("history", []), list):
+        raise StochliftError(f"{run_dir / 'train_log.json'} has no 'history' list")
+    return log
+
+
+def _read_metrics(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StochliftError(f"no such metrics file: {path}") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StochliftError(f"cannot read metrics file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise StochliftError(f"metrics file {path} must hold a JSON object")
+    return data
+
+
+def _check_pair(ref: TrajectoryFile, gen: TrajectoryFile) -> None:
+    if ref.meta.problem != gen.meta.problem:
+        raise StochliftError(f"reference is a {ref.meta.problem!r} file but generated is {gen.meta.problem!r}")
+    if (ref.meta.frames, ref.meta.frame_shape) != (gen.meta.frames, gen.meta.frame_shape):
+        raise StochliftError(
+            f"reference frames {ref.meta.frames} x {list(ref.meta.frame_shape)} and generated frames "
+            f"{gen.meta.frames} x {list(gen.meta.frame_shape)} must match; sample with --frames "
+            f"{ref.meta.frames} or pass a matching --generated file"
+        )
+
+
+def _heldout_subset(ref: TrajectoryFile, split: str, n: int, out: Path) -> Path:
+    """The first n trajectories of a split as their own small file (split 'test'), for the forecast setting."""
+    write_trajectories(out, ref.meta, {"test": ref.read(split, slice(0, n))})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _config_section(run_dir: Path) -> _Section:
+    text = (run_dir / "config.yaml").read_text()
+    return _Section("config", "Config", f"<p>From <code>{_esc(run_dir / 'config.yaml')}</code>.</p>"
+                                        f"<pre>{_esc(text)}</pre>")
+
+
+def _training_section(log: dict[str, Any]) -> _Section:
+    history = [h for h in log.get("history", []) if isinstance(h, dict) and "step" in h and "loss" in h]
+    if not history:
+        return _Section("training", "Training curve", _note("The training log has no entries (no logging step "
+                                                            "was reached)."))
+    last = history[-1]
+    body = _figure(training_curve_png(history), "training loss against step",
+                   f"Training loss (mean over the steps since the previous log entry, log scale) and learning "
+                   f"rate. {len(history)} log entries; last at step {_fmt(last['step'])} with loss "
+                   f"{_fmt(last['loss'])}.")
+    return _Section("training", "Training curve", body)
+
+
+def _rollout_section(ref: TrajectoryFile, ref_split: str, gen: TrajectoryFile, gen_split: str, tmp: Path) -> _Section:
+    k = min(SHOWN, ref.splits[ref_split], gen.splits[gen_split])
+    true = ref.read(ref_split, slice(0, k))[:, :, 0]
+    generated = gen.read(gen_split, slice(0, k))[:, :, 0]
+    n_frames = true.shape[1]
+    display = plots.field_display(ref.meta.problem, true)
+    field = ref.meta.field_names[0]
+    plots.save_rollout_animation(tmp / "rollouts.gif", true, generated, title=f"{ref.meta.dataset_name}: {field}",
+                                 **display)
+    plots.save_snapshot_grid(tmp / "snapshots.png", true, generated, **display)
+    channels = "" if len(ref.meta.field_names) == 1 else (
+        f" Showing field <code>{_esc(field)}</code> of {len(ref.meta.field_names)}.")
+    body = (
+        _figure((tmp / "rollouts.gif").read_bytes(), "animation of true and generated rollouts",
+                f"Top row: the first {k} true trajectories of the reference; bottom row: the first {k} generated "
+                f"ones (animated GIF, {n_frames} frames). The pairs are not matched: each generated trajectory is "
+                f"one draw of the model, not a forecast of the one above it.{channels}")
+        + _figure((tmp / "snapshots.png").read_bytes(), "snapshots of true and generated rollouts",
+                  "The same trajectories at four times.")
+    )
+    return _Section("rollouts", "Rollouts vs truth", body)
+
+
+def _qoi_section(problem: str, physics: PhysicsMetrics | None, report: dict[str, Any], tmp: Path) -> _Section:
+    if physics is None:
+        return _Section("qoi", "Quantities of interest", _note(
+            f"Skipped: no quantities of interest (crossing time, mass) are defined for {_esc(problem)} files; "
+            f"they exist for {', '.join(PHYSICS_PROBLEMS)}."))
+    parts = []
+    if problem in CROSSING_PROBLEMS:
+        plots.save_crossing_time_plot(tmp / "crossing.png", physics.tau_reference, physics.tau_generated, report)
+        what = ("water breakthrough in the producer's corner" if problem == "flow"
+                else "the wave reaching the outer ring")
+        parts.append(_figure((tmp / "crossing.png").read_bytes(), "crossing-time distributions",
+                             f"Distribution of the crossing time ({what}), true vs generated."))
+    else:
+        parts.append(_note(f"No crossing-time plot: no crossing time is defined for {_esc(problem)} files "
+                           f"(only for {', '.join(CROSSING_PROBLEMS)})."))
+    plots.save_mass_plot(tmp / "mass.png", physics.mass_reference, physics.mass_generated)
+    parts.append(_figure((tmp / "mass.png").read_bytes(), "mass over time",
+                         "Mass (mean |u| over the field) over normalised time: ensemble mean and 5-95% band."))
+    return _Section("qoi", "Quantities of interest", "".join(parts))
+
+
+def _curves_section(physics: PhysicsMetrics | None, dist: EnsembleScores | None, dist_note: str) -> _Section:
+    if dist is None and physics is None:
+        return _Section("curves", "Per-time metric curves", _note(f"Skipped: {dist_note}"))
+    panels = []
+    if physics is not None:
+        panels.append(CurvePanel("mass W2 (true vs generated)", {"mass W2": physics.mass_w2_per_time}, "W2"))
+    if dist is not None:
+        pt = dist.per_time
+        panels += [
+            CurvePanel("CRPS (fair, mean over grid points)", {"CRPS": pt["crps"]}),
+            CurvePanel("energy score (fair, whole fields)", {"energy score": pt["energy_score"]}),
+            CurvePanel("sliced W2 (whole fields)", {"sliced W2": pt["sliced_w2"]}),
+            CurvePanel("spread and skill", {"spread": pt["spread"], "skill (RMSE of mean)": pt["skill"]}),
+            CurvePanel("spread-skill ratio", {"spread-skill ratio": pt["spread_skill_ratio"]},
+                       reference=1.0, reference_label="calibrated (1)"),
+        ]
+    time = dist.time if dist is not None else list(np.linspace(0.0, 1.0, len(physics.mass_w2_per_time)))
+    initial = dist.initial_frames if dist is not None else 1
+    body = _figure(metric_curves_png(time, panels, initial_frames=initial), "per-time metric curves",
+                   "Distribution matching from a shared initial condition: the generated ensemble against the true "
+                   "trajectories at each time (every true trajectory scored as one observation of the law the "
+                   "generated ensemble forecasts; lower is better except the spread-skill ratio, whose ideal is 1). "
+                   "Shaded: the given initial frames.")
+    if dist is None:
+        body += _note(f"Ensemble scores skipped: {dist_note}")
+    return _Section("curves", "Per-time metric curves", body)
+
+
+def _forecast_section(forecast: EnsembleScores | None, note: str) -> _Section:
+    if forecast is None:
+        return _Section("forecast", "Forecasting: spread-skill ratio", _note(f"Skipped: {note}"))
+    pt = forecast.per_time
+    panels = [
+        CurvePanel("spread-skill ratio (forecast)", {"spread-skill ratio": pt["spread_skill_ratio"]},
+                   reference=1.0, reference_label="calibrated (1)"),
+        CurvePanel("spread and skill (forecast)", {"spread": pt["spread"], "skill (RMSE of mean)": pt["skill"]}),
+        CurvePanel("CRPS (forecast)", {"CRPS": pt["crps"]}),
+    ]
+    ratio = forecast.mean.get("spread_skill_ratio")
+    body = (
+        f"<p>{forecast.n_truth} held-out true trajectories, {forecast.ensemble_size} samples each, every sample "
+        f"rolled out by the run's model from its own trajectory's first {forecast.initial_frames} frame(s). "
+        f"Time-averaged spread-skill ratio: <b>{_esc(_fmt(ratio))}</b> (1: calibrated; below 1: under-dispersed, "
+        f"a deterministic model scores 0).</p>"
+        + _figure(metric_curves_png(forecast.time, panels, initial_frames=forecast.initial_frames, columns=3),
+                  "forecast spread-skill ratio over time",
+                  "Forecasting setting, per time: spread-skill ratio with the finite-ensemble correction, the "
+                  "spread and skill it divides, and the fair CRPS. Shaded: the given frames.")
+    )
+    return _Section("forecast", "Forecasting: spread-skill ratio", body)
+
+
+def _rank_section(dist: EnsembleScores | None, forecast: EnsembleScores | None) -> _Section:
+    parts = []
+    for scores, name in ((dist, "distribution matching"), (forecast, "forecasting")):
+        if scores is None or sum(scores.rank_histogram) == 0:
+            continue
+        parts.append(_figure(
+            rank_histogram_png(scores.rank_histogram, title=f"rank histogram, {name}"),
+            f"rank histogram ({name})",
+            f"{name.capitalize()}: rank of each true value among the {scores.ensemble_size} members, at "
+            f"{scores.rank_points} grid points per frame over the generated frames. Flat (within the band) "
+            f"when calibrated; U-shaped: under-dispersed; dome-shaped: over-dispersed; sloped: biased. "
+            f"Neighbouring points are correlated, so the +-2 sigma band is optimistic."))
+    if not parts:
+        return _Section("ranks", "Rank histogram", _note("Skipped: no ensemble scores were computed."))
+    return _Section("ranks", "Rank histogram", "".join(parts))
+
+
+_PHYSICS_ROWS = (
+    ("wct", "W2 between true and generated crossing-time distributions"),
+    ("wct_relative", "wct divided by the std of the true crossing times"),
+    ("mass_w2", "W2 of the mass distributions, averaged over the generated frames"),
+    ("mass_w2_relative", "mass_w2 divided by the mean std of the true mass"),
+    ("mean_field_rmse", "RMSE between the true and generated per-pixel mean fields"),
+    ("std_field_rmse", "RMSE between the true and generated per-pixel std fields"),
+    ("final_std_ratio", "generated / true mean per-pixel std at the last frame (1 is ideal)"),
+)
+_ENSEMBLE_ROWS = (
+    ("crps", "fair CRPS, mean over grid points and generated frames"),
+    ("energy_score", "fair energy score over whole fields"),
+    ("energy_distance", "unbiased energy distance between the ensembles (0 in expectation when equal)"),
+    ("sliced_w2", "sliced W2 between the ensembles of whole fields"),
+    ("spread_skill_ratio", "spread / RMSE of the ensemble mean, finite-ensemble corrected (1 is ideal)"),
+)
+
+
+def _metrics_section(problem: str, physics: PhysicsMetrics | None, dist: EnsembleScores | None,
+                     forecast: EnsembleScores | None, metrics_file: dict[str, Any] | None,
+                     metrics_path: Path | None) -> _Section:
+    rows: list[tuple[str, Any, str]] = []
+    if physics is not None:
+        values = physics.to_dict()
+        rows += [(k, values[k], d) for k, d in _PHYSICS_ROWS if problem in CROSSING_PROBLEMS or not k.startswith("wct")]
+    for scores, prefix in ((dist, "distribution"), (forecast, "forecast")):
+        if scores is not None:
+            rows += [(f"{prefix}.{k}", scores.mean[k], d) for k, d in _ENSEMBLE_ROWS if k in scores.mean]
+    if dist is not None:
+        rows += [("n_reference", dist.n_truth, "true trajectories compared"),
+                 ("n_generated", dist.n_generated, "generated trajectories compared")]
+    elif physics is not None:
+        rows += [("n_reference", physics.n_reference, "true trajectories compared"),
+                 ("n_generated", physics.n_generated, "generated trajectories compared")]
+    if forecast is not None:
+        rows.append(("forecast.trajectories x samples", f"{forecast.n_truth} x {forecast.ensemble_size}",
+                     "held-out true trajectories and samples per trajectory"))
+    body = _table(rows) if rows else _note("No metrics were computed.")
+    body = ("<p>Computed for this report; time averages run over the generated frames only.</p>" + body
+            if rows else body)
+    if metrics_file is not None:
+        scalars = [(k, v) for k, v in metrics_file.items() if isinstance(v, int | float | str | bool) or v is None]
+        body += (f"<h3>From the metrics file</h3><p><code>{_esc(metrics_path)}</code>, as written there "
+                 f"(lists left out).</p>" + _table(scalars, ("key", "value")))
+    return _Section("metrics", "Metrics", body)
+
+
+def _summary(run_dir: Path, config: Any, log: dict[str, Any], ref: TrajectoryFile, ref_split: str,
+             gen: TrajectoryFile, generated_note: str, physics: PhysicsMetrics | None,
+             dist: EnsembleScores | None, forecast: EnsembleScores | None) -> str:
+    meta = ref.meta
+    history = log.get("history") or []
+    loss = f", final logged loss {_fmt(history[-1].get('loss'))}" if history else ""
+    shape = " x ".join(str(s) for s in meta.frame_shape)
+    n_true = dist.n_truth if dist is not None else ref.splits[ref_split]
+    text = (
+        f"Run <code>{_esc(_run_label(run_dir))}</code>: a lifted model with label dimension d = "
+        f"{_esc(config.model.label_dim)} and a window of {_esc(config.model.window)} frame(s), trained for "
+        f"{_esc(log.get('step', len(history)))} steps{loss}. It is compared with {n_true} "
+        f"true trajectories of <code>{_esc(meta.dataset_name)}</code> ({_esc(meta.problem)}, split "
+        f"<code>{_esc(ref_split)}</code>, {meta.frames} frames of {shape} ({_esc(', '.join(meta.field_names))})) "
+        f"using {gen.splits[gen.default_split('generated')]} generated trajectories ({generated_note})."
+    )
+    facts = []
+    if physics is not None and meta.problem in CROSSING_PROBLEMS:
+        facts.append(f"crossing-time W2 / std {_fmt(physics.wct_relative)}")
+    if physics is not None:
+        facts.append(f"mass W2 / std {_fmt(physics.mass_w2_relative)}")
+    if dist is not None:
+        facts.append(f"CRPS {_fmt(dist.mean.get('crps'))}")
+        facts.append(f"spread-skill ratio {_fmt(dist.mean.get('spread_skill_ratio'))} (distribution matching)")
+    if forecast is not None:
+        facts.append(f"spread-skill ratio {_fmt(forecast.mean.get('spread_skill_ratio'))} (forecasting, "
+                     f"{forecast.n_truth} x {forecast.ensemble_size})")
+    if facts:
+        text += " Headline scores: " + "; ".join(_esc(f) for f in facts) + ". Relative W2 scores near 0 and " \
+                "spread-skill ratios near 1 mean the generated ensemble matches the true one."
+    return f'<p class="summary">{text}</p>'
+
+
+# ------------------------------------------------------------------------------------------------- page
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1d1d1f; line-height: 1.45; }
+h1 { font-size: 1.7em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+.meta { color: #666; font-size: 0.9em; }
+nav ul { display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; list-style: none; padding: 0; }
+pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; border-radius: 4px; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.8em; }
+"""
+
+
+def _page(title: str, summary: str, sections: list[_Section]) -> str:
+    nav = "".join(f'<li><a href="#{s.anchor}">{_esc(s.title)}</a></li>' for s in sections)
+    body = "".join(f'<section id="{s.anchor}"><h2>{_esc(s.title)}</h2>{s.body}</section>' for s in sections)
+    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{_esc(title)}</h1><p class=\"meta\">Generated by stochlift report on {_esc(stamp)}.</p>"
+        f"{summary}<nav><ul>{nav}</ul></nav>{body}</body></html>\n"
+    )
+
+
+# -------------------------------------------------------------------------------------------- public API
+
+
+def build_report(
+    run_dir: PathLike,
+    out_html: PathLike,
+    *,
+    reference: PathLike | None = None,
+    generated: PathLike | None = None,
+    metrics: PathLike | None = None,
+    forecast_trajectories: int = 16,
+    forecast_samples: int = 4,
+    samples: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Write one self-contained HTML report of a run to `out_html` (atomically) and return its path.
+
+    reference: true trajectories (default: the run's data file); its 'test' split (or its only split).
+    generated: generated trajectories to evaluate (default: `samples` trajectories, default as many as the
+        reference split, sampled from the run into a temporary file that is deleted afterwards).
+    metrics: a metrics JSON shown as written (default: RUN/metrics.json if it exists).
+    forecast_trajectories, forecast_samples: the forecasting setting rolls `forecast_samples` (>= 2) samples
+        out of each of the first `forecast_trajectories` reference trajectories (0 skips the section).
+    """
+    run_dir, out_html = Path(run_dir), Path(out_html)
+    _check_run_dir(run_dir)
+    if forecast_trajectories < 0:
+        raise StochliftError(f"forecast_trajectories must be >= 0, got {forecast_trajectories}")
+    if forecast_trajectories and forecast_samples < 2:
+        raise StochliftError(f"forecast_samples must be >= 2 (the fair scores need two), got {forecast_samples}")
+    if samples is not None and samples < 1:
+        raise StochliftError(f"samples must be >= 1, got {samples}")
+    log = _read_history(run_dir)
+    metrics_path = Path(metrics) if metrics is not None else (
+        run_dir / "metrics.json" if (run_dir / "metrics.json").is_file() else None)
+    metrics_file = _read_metrics(metrics_path)
+    model, config, data = load_run(run_dir)
+    if reference is not None:
+        ref = TrajectoryFile(reference)
+    elif data is not None:
+        ref = data
+    else:
+        raise StochliftError(f"the run's data file {config.data.path!r} is gone: pass --reference FILE")
+    ref_split = ref.default_split("test")
+    if list(ref.meta.frame_shape) != list(config.model.frame_shape):
+        raise StochliftError(f"reference frames of shape {list(ref.meta.frame_shape)} do not fit the model's "
+                             f"{config.model.frame_shape}")
+
+    with tempfile.TemporaryDirectory(prefix="stochlift-report-") as tmp_name:
+        tmp = Path(tmp_name)
+        if generated is None:
+            n = samples or ref.splits[ref_split]
+            _say(progress, f"sampling {n} trajectories from the run (temporary file)")
+            generated_path = sample_to_file(run_dir, tmp / "generated.h5", trajectories=n, frames=ref.meta.frames,
+                                            initial=ref.path, initial_split=ref_split, seed=seed, progress=progress)
+            generated_note = "sampled for this report from the reference's first frames"
+        else:
+            generated_path = Path(generated)
+            generated_note = f"from <code>{_esc(generated_path)}</code>"
+        gen = TrajectoryFile(generated_path)
+        gen_split = gen.default_split("generated")
+        _check_pair(ref, gen)
+        problem = ref.meta.problem
+
+        physics = None
+        physics_report: dict[str, Any] = {}
+        if problem in PHYSICS_PROBLEMS:
+            _say(progress, "quantities of interest")
+            physics = evaluate_physics_files(ref, gen, reference_split=ref_split, generated_split=gen_split)
+            physics_report = physics.to_dict()
+
+        dist, dist_note = None, ""
+        if ref.splits[ref_split] < 2 or gen.splits[gen_split] < 2:
+            dist_note = (f"ensemble scores need at least 2 true and 2 generated trajectories, got "
+                         f"{ref.splits[ref_split]} and {gen.splits[gen_split]}.")
+        else:
+            _say(progress, "ensemble scores (distribution matching)")
+            dist = distribution_scores_files(ref, gen, truth_split=ref_split, generated_split=gen_split, seed=seed)
+
+        forecast, forecast_note = None, ""
+        initial = dist.initial_frames if dist is not None else int(gen.meta.parameters.get("initial_frames", 1))
+        if forecast_trajectories == 0:
+            forecast_note = "turned off (forecast_trajectories = 0)."
+        elif not 1 <= initial < ref.meta.frames:
+            forecast_note = f"the reference has too few frames ({ref.meta.frames}) after {initial} given frame(s)."
+        else:
+            n = min(forecast_trajectories, ref.splits[ref_split])
+            _say(progress, f"forecasting setting ({n} trajectories x {forecast_samples} samples)")
+            subset = _heldout_subset(ref, ref_split, n, tmp / "heldout.h5")
+            forecast = forecast_scores(model, subset, "test", samples_per_trajectory=forecast_samples,
+                                       initial_frames=initial, seed=seed)
+
+        _say(progress, "figures")
+        sections = [
+            _config_section(run_dir),
+            _training_section(log),
+            _rollout_section(ref, ref_split, gen, gen_split, tmp),
+            _qoi_section(problem, physics, physics_report, tmp),
+            _curves_section(physics, dist, dist_note),
+            _forecast_section(forecast, forecast_note),
+            _rank_section(dist, forecast),
+            _metrics_section(problem, physics, dist, forecast, metrics_file, metrics_path),
+        ]
+        summary = _summary(run_dir, config, log, ref, ref_split, gen, generated_note, physics, dist, forecast)
+        page = _page(f"stochlift report: {_run_label(run_dir)}", summary, sections)
+        gen.close()
+    with atomic_path(out_html) as tmp_html:
+        tmp_html.write_text(page, encoding="utf-8")
+    _say(progress, f"wrote {out_html} ({out_html.stat().st_size / 1e6:.1f} MB)")
+    return out_html
