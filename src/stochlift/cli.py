@@ -346,9 +346,9 @@ def report(run_dir: str, out: str, reference: str | None, generated: str | None,
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
 def demo(out: str, problem: str, seed: int, quiet: bool, overrides: tuple[str, ...]) -> None:
-    """Data, training, sampling, evaluation and pictures in one go, on the quick preset.
+    """Data, training, sampling, evaluation, pictures and an HTML report in one go, on the quick preset.
 
-    About 8 minutes on 2 CPU cores. Re-running continues an interrupted demo: finished stages are
+    About 9 minutes (wave) or 12 (flow) on 2 CPU cores. Re-running continues an interrupted demo: finished stages are
     reused. Overrides change the training config, e.g. `train.steps=500` for a faster, rougher demo.
     """
     from stochlift.demo import run_demo
