@@ -244,6 +244,20 @@ def _open(file: TrajectoryFile | str | os.PathLike) -> TrajectoryFile:
     return file if isinstance(file, TrajectoryFile) else TrajectoryFile(file)
 
 
+def _open_pair(
+    truth: TrajectoryFile | str | os.PathLike, generated: TrajectoryFile | str | os.PathLike,
+    truth_split: str | None, generated_split: str | None,
+) -> tuple[TrajectoryFile, str, TrajectoryFile, str]:
+    """Both files and their splits: the truth's 'test' and the generated file's only split by default."""
+    ref, gen = _open(truth), _open(generated)
+    ref_split = truth_split or ref.default_split("test")
+    gen_split = generated_split or gen.default_split("generated")
+    for f, s in ((ref, ref_split), (gen, gen_split)):
+        if s not in f.splits:
+            raise StochliftError(f"{f.path} has no split {s!r}; it has {list(f.splits)}")
+    return ref, ref_split, gen, gen_split
+
+
 def _read_frames(file: TrajectoryFile, split: str, frames: slice, chunk_size: int) -> np.ndarray:
     """Every row of a split for a block of frames, [n, t, C*H*W] float32, read `chunk_size` rows at a time."""
     n, dim = file.splits[split], int(np.prod(file.meta.frame_shape))
@@ -275,12 +289,7 @@ def distribution_scores_files(
     """
     if chunk_size < 1:
         raise StochliftError(f"chunk_size must be >= 1, got {chunk_size}")
-    ref, gen = _open(truth), _open(generated)
-    ref_split = truth_split or ref.default_split("test")
-    gen_split = generated_split or gen.default_split("generated")
-    for f, s in ((ref, ref_split), (gen, gen_split)):
-        if s not in f.splits:
-            raise StochliftError(f"{f.path} has no split {s!r}; it has {list(f.splits)}")
+    ref, ref_split, gen, gen_split = _open_pair(truth, generated, truth_split, generated_split)
     if (ref.meta.frames, ref.meta.frame_shape) != (gen.meta.frames, gen.meta.frame_shape):
         raise StochliftError(
             f"truth frames {ref.meta.frames} x {list(ref.meta.frame_shape)} and generated frames "
@@ -503,9 +512,7 @@ def forecast_scores_files(
     attributes (written by `write_forecast_samples`). The generated file may be shorter in time than the
     truth; the truth's first frames are scored.
     """
-    ref, gen = _open(truth), _open(generated)
-    ref_split = truth_split or ref.default_split("test")
-    gen_split = generated_split or gen.default_split("generated")
+    ref, ref_split, gen, gen_split = _open_pair(truth, generated, truth_split, generated_split)
     params = gen.meta.parameters
     k = int(samples_per_trajectory or params.get("samples_per_trajectory", 0))
     if k < 1:
