@@ -421,11 +421,19 @@ class TrajectoryFile:
         for start in range(0, n, chunk_size):
             yield self.read(split, slice(start, min(start + chunk_size, n)))
 
-    def check_finite(self, split: str, chunk_size: int = 64) -> None:
-        """Raise StochliftError if any value of the split is NaN or Inf (streams, bounded memory)."""
-        for i, chunk in enumerate(self.iter_chunks(split, chunk_size)):
-            if not np.isfinite(chunk).all():
+    def check_finite(self, split: str, chunk_size: int = 64, *, part: int = 0, parts: int = 1) -> None:
+        """Raise StochliftError if any value of the split is NaN or Inf (streams, bounded memory).
+
+        With `parts` > 1 only chunks part, part + parts, ... are read, so processes can share the scan.
+        uint8 (video) values are finite by construction and are not read.
+        """
+        self._split(split)
+        if self.meta.dtype == "uint8":
+            return
+        n = self.splits[split]
+        for i, start in enumerate(range(0, n, chunk_size)):
+            if i % parts == part and not np.isfinite(self.read(split, slice(start, min(start + chunk_size, n)))).all():
                 raise StochliftError(
                     f"{self.path}: split {split!r} contains NaN or Inf (in trajectories "
-                    f"{i * chunk_size}..{i * chunk_size + len(chunk) - 1})"
+                    f"{start}..{min(start + chunk_size, n) - 1})"
                 )

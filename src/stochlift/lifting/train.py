@@ -121,17 +121,15 @@ def open_source(config: RunConfig, ctx: distributed.DistContext | None = None) -
 
 
 def _check_finite(file: TrajectoryFile, split: str, ctx: distributed.DistContext) -> None:
-    bad = None
-    if file.meta.dtype == "float32":  # uint8 (video) values are finite by construction
-        n = file.splits[split]
-        per = max(1, CHECK_BYTES // (4 * file.meta.frames * math.prod(file.meta.frame_shape)))
-        for block, first in enumerate(range(0, n, per)):
-            if block % ctx.world_size == ctx.rank and not np.isfinite(file.read(split, slice(first, first + per))).all():
-                bad = f"trajectories {first}..{min(first + per, n) - 1}"
-                break
-    if ctx.any(bad is not None):
-        where = f" (in {bad})" if bad else " (found by another rank)"
-        raise StochliftError(f"{file.path}: split {split!r} contains NaN or Inf{where}")
+    """`TrajectoryFile.check_finite`, its blocks shared between the ranks, which all fail together."""
+    per = max(1, CHECK_BYTES // (4 * file.meta.frames * math.prod(file.meta.frame_shape)))
+    try:
+        file.check_finite(split, per, part=ctx.rank, parts=ctx.world_size)
+        found = None
+    except StochliftError as error:
+        found = error
+    if ctx.any(found is not None):
+        raise found or StochliftError(f"{file.path}: split {split!r} contains NaN or Inf (found by another rank)")
 
 
 def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConfig:
