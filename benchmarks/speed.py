@@ -40,8 +40,8 @@ NOTES = """\
 - Peak memory on the CPU is the growth of the peak resident set during the rollout. The variants run in
   one process, so later rows reuse memory the allocator already holds (down to 0.0 MiB); the first row also
   carries torch's one-time initialisation.
-- The ARDM column is the stand-in "backbone x S estimate" (issue 4's baseline is not built yet): the same
-  U-Net with one more input frame and a sinusoidal time embedding, S = 40 calls per frame."""
+- The ARDM column is the ARDM baseline (stochlift.baselines.ardm, untrained): the same U-Net with one more
+  input frame and a sinusoidal time embedding, S = 40 calls per frame of the DDPM sampler."""
 CONV_KERNELS = ("aten::mkldnn_convolution", "aten::cudnn_convolution", "aten::_slow_conv2d_forward",
                 "aten::thnn_conv2d", "aten::_nnpack_spatial_convolution")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from stochlift.bench import PRESETS, ArdmStandIn, BenchOptions, count_flops, model_config, run_bench
+from stochlift.bench import PRESETS, BenchOptions, ardm_model, count_flops, model_config, run_bench
 from stochlift.errors import StochliftError
 from stochlift.lifting.model import build_model
 
@@ -31,7 +31,7 @@ def test_run_bench_reports_every_measurement(tmp_path: Path) -> None:
     assert saved["batch"] == 2 and saved["frames"] == 3
     assert saved["sl"]["seconds_per_video"] == pytest.approx(saved["sl"]["seconds_per_batch"] / 2)
     assert 0 < saved["roofline_fraction"] and math.isfinite(saved["roofline_fraction"])
-    assert "backbone x S estimate" in saved["ardm"]["label"]
+    assert saved["ardm"]["label"] == "ARDM (S=3)"
     # S backbone calls on one more input frame: a little more than S times the FLOPs of one SL call
     assert 3 <= saved["ardm"]["flops_per_frame"] / saved["flops_per_frame"] < 3.5
     assert saved["train"]["steps_per_s"] > 0
@@ -42,9 +42,9 @@ def test_run_bench_reports_every_measurement(tmp_path: Path) -> None:
 
 def test_flop_count_of_one_conv_layer_model() -> None:
     cfg, _ = model_config("cpu-quick", None, None)
-    flops = count_flops(lambda: build_model(cfg), cfg.window, cfg.label_dim, tuple(cfg.frame_shape))
+    flops = count_flops(lambda: build_model(cfg), tuple(cfg.frame_shape))
     assert 0.9e8 < flops < 1.3e8  # ~0.109 GFLOP per 32x32 frame for the wave-quick U-Net
-    ardm = count_flops(lambda: ArdmStandIn(cfg, 2), cfg.window, cfg.label_dim, tuple(cfg.frame_shape))
+    ardm = count_flops(lambda: ardm_model(cfg, 2), tuple(cfg.frame_shape))
     assert 2 * flops < ardm < 2.3 * flops
 
 
@@ -56,18 +56,6 @@ def test_presets_fit_the_unet_and_the_paper() -> None:
     assert PRESETS["paper-480"].paper_seconds_per_video == 0.96 and PRESETS["paper-128"].paper_seconds_per_video == 0.28
     with pytest.raises(StochliftError, match="unknown bench preset"):
         model_config("paper-1080", None, None)
-
-
-def test_ardm_hook_replaces_the_stand_in(tmp_path: Path) -> None:
-    built = []
-
-    def baseline(config, steps):
-        built.append(steps)
-        return ArdmStandIn(config, steps)
-
-    report = run_bench("cpu-quick", batch=1, frames=2, options=BenchOptions(**{**QUICK.__dict__, "train_steps": 0}),
-                       ardm=baseline, echo=None)
-    assert built and report["ardm"]["label"] == "ARDM (S=3)" and report["train"]["steps_per_s"] is None
 
 
 def test_cli_bench_writes_json(run_cli_inprocess, tmp_path: Path) -> None:

@@ -10,12 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_UNET, smooth_trajectories, tiny_meta
 from scipy import stats
 
 from stochlift.config import ModelConfig
 from stochlift.data.trajectories import write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.lifting.model import build_model
+from stochlift.metrics.distribution import (
+    distribution_scores,
+    distribution_scores_files,
+)
 from stochlift.metrics.ensemble import (
     _pool_ranks,
     crps_fair,
@@ -30,13 +35,10 @@ from stochlift.metrics.ensemble import (
     spread_skill_ratio,
 )
 from stochlift.metrics.forecast import (
-    distribution_scores,
-    distribution_scores_files,
     forecast_scores,
     forecast_scores_files,
     write_forecast_samples,
 )
-from conftest import TINY_UNET, smooth_trajectories, tiny_meta
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -246,6 +248,7 @@ class OracleModel(torch.nn.Module):
         super().__init__()
         self.frame_shape = frame_shape
         self.label_dim = int(np.prod(frame_shape))
+        self.noise_shape = (self.label_dim,)
 
     def forward(self, window: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
         return xi.reshape(len(xi), *self.frame_shape)

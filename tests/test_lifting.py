@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from stochlift.config import ModelConfig
+from stochlift.config import ModelConfig, apply_overrides, load_config
 from stochlift.errors import StochliftError
 from stochlift.lifting.labels import batch_indices, training_labels
 from stochlift.lifting.model import build_model
@@ -104,7 +104,7 @@ def test_bce_needs_direct_output():
 class CountingModel(torch.nn.Module):
     """Adds the label's first entry to the last frame and counts the calls."""
 
-    window, label_dim = 2, 1
+    window, label_dim, noise_shape = 2, 1, (1,)
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,3 +157,15 @@ def test_pushforward_windows_end_in_the_models_own_predictions():
         w = torch.cat([w[:, 1:], model(w, labels[[2]])[:, None]], 1)
     assert torch.allclose(pushed[2], w[0])
     assert not torch.allclose(pushed[3], clean[3])
+
+
+def test_data_trajectories_trains_on_the_first_n_only(tiny_data) -> None:
+    from stochlift.data.trajectories import TrajectoryFile
+    from stochlift.lifting.pairs import FileSource
+
+    file = TrajectoryFile(tiny_data)
+    limited = FileSource(file, "train", limit=2)
+    assert limited.n_trajectories == 2 and FileSource(file, "train", limit=99).n_trajectories == 4
+    assert PairSet(limited, 2).n_pairs == 2 * (file.meta.frames - 1)
+    with pytest.raises(StochliftError, match="data.trajectories"):
+        apply_overrides(load_config(None), ["data.trajectories=0"])

@@ -4,10 +4,9 @@ that is to what the device allows.
 One run measures, for one model config and batch:
     (a) SL rollout: frames per second and seconds per video (batch time / batch size), one network call
         per frame through the fast path (lifting/fast.py) with the chosen options;
-    (b) ARDM with S steps per frame: the same backbone called S times per frame. Until the ARDM baseline
-        exists (issue 4) this is a stand-in, labelled "backbone x S estimate": the U-Net with one more
-        input frame (the noisy current frame) and a sinusoidal embedding of the diffusion time in place of
-        the label, S Euler updates per frame. Set ARDM_BASELINE (or pass `ardm=`) to time the real one;
+    (b) ARDM with S steps per frame (stochlift.baselines.ardm, untrained): the same backbone with one more
+        input frame (the noisy next frame) and a sinusoidal diffusion-time embedding in place of the
+        label, called S times per frame by the DDPM sampler;
     (c) FLOPs per frame, counted by torch.utils.flop_counter on the meta device (convolutions and matmuls),
         and the device's dense matmul rate in the rollout's dtype (the better of a large square torch.mm
         and the same product as a 1x1 convolution), giving the fraction of that roofline achieved;
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import math
 import os
 import platform
 import resource
@@ -40,11 +38,8 @@ from stochlift.config import ModelConfig, load_config
 from stochlift.errors import StochliftError
 from stochlift.io import write_json
 from stochlift.lifting.fast import AUTOCAST_DTYPES, FastOptions, FastRollout, largest_batch, resolve_device
+from stochlift.baselines.ardm import ARDM
 from stochlift.lifting.model import LiftedModel, build_model
-
-# issue 4 plugs the real ARDM sampler in here: builder(model_config, steps) -> module whose forward(window, xi)
-# returns the next frame [B, *frame] after `steps` denoising steps (xi may be ignored)
-ARDM_BASELINE: Callable[[ModelConfig, int], nn.Module] | None = None
 
 # the paper's U-Net options beside the depths (the configs/*-paper.yaml recipes)
 _PAPER_OPTIONS = {"blocks_per_level": 1, "mid_blocks": 2, "embed_width": 512, "groups": 8}
@@ -124,46 +119,20 @@ def model_config(preset: str | None, config: str | None, shape: list[int] | None
     return cfg, spec
 
 
-def _sinusoidal(steps: int, dim: int) -> torch.Tensor:
-    """The diffusion-time embedding of t = s / steps, s = 0..steps-1: [steps, dim]."""
-    t = torch.arange(steps, dtype=torch.float32)[:, None] / steps * 1000.0
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(dim // 2, dtype=torch.float32) / max(dim // 2, 1))
-    return torch.cat([torch.sin(t * freqs), torch.cos(t * freqs)], dim=1)
+def ardm_model(config: ModelConfig, steps: int) -> ARDM:
+    """The ARDM baseline on the same backbone as `config` (untrained: timing and FLOPs only)."""
+    fields = {**config.__dict__, "method": "ardm", "label_dim": 0, "loss": "huber", "diffusion_steps": steps,
+              "options": dict(config.options)}
+    fields["options"].pop("label_embedding", None)
+    return build_model(ModelConfig(**fields))
 
 
-class ArdmStandIn(nn.Module):
-    """S backbone calls per frame: the same U-Net, fed the window plus the current noisy frame and a
-    sinusoidal time embedding (through its label MLP), S Euler updates. Timing only, never trained."""
-
-    def __init__(self, config: ModelConfig, steps: int) -> None:
-        super().__init__()
-        c = ModelConfig(**{**config.__dict__, "window": config.window + 1, "label_dim": max(config.label_dim, 64)})
-        lifted = build_model(c)
-        self.backbone = lifted.backbone
-        self.window, self.label_dim, self.steps = config.window, config.label_dim, steps
-        self.register_buffer("times", _sinusoidal(steps, c.label_dim))
-
-    def forward(self, window: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
-        x = torch.randn_like(window[:, -1])
-        history = window.flatten(1, 2) if window.dim() > 3 else window.flatten(1)
-        for s in range(self.steps):
-            temb = self.times[s].expand(window.shape[0], -1)
-            x = x + self.backbone(torch.cat([history, x], dim=1), temb) / self.steps
-        return x
-
-
-def ardm_model(config: ModelConfig, steps: int) -> tuple[nn.Module, str]:
-    if ARDM_BASELINE is not None:
-        return ARDM_BASELINE(config, steps), f"ARDM (S={steps})"
-    return ArdmStandIn(config, steps), f"backbone x S estimate (S={steps}; ARDM baseline not built yet, issue 4)"
-
-
-def count_flops(build: Callable[[], nn.Module], window: int, label_dim: int, frame_shape: tuple[int, ...]) -> int:
-    """FLOPs of one call at batch 1, counted on the meta device (no memory, no time)."""
+def count_flops(build: Callable[[], nn.Module], frame_shape: tuple[int, ...]) -> int:
+    """FLOPs of one call (one generated frame) at batch 1, counted on the meta device (no memory, no time)."""
     with torch.device("meta"):
         net = build()
-        x = torch.zeros(1, window, *frame_shape)
-        xi = torch.zeros(1, label_dim) if label_dim else None
+        x = torch.zeros(1, net.window, *frame_shape)
+        xi = torch.zeros(1, *net.noise_shape) if net.noise_shape else None
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         net(x, xi)
     return int(counter.get_total_flops())
@@ -215,7 +184,7 @@ def matmul_rates(device: torch.device, dtype: torch.dtype = torch.float32, repea
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     mm = 2 * n**3 / _best_seconds(lambda: torch.mm(a, b), device, repeats)
-    del a, b
+    a = b = None  # free the operands before the convolution test
     c, hw, batch = (1024, 64, 16) if device.type == "cuda" else (512, 32, 8)
     x = torch.randn(batch, c, hw, hw, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
     w = torch.randn(c, c, 1, 1, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
@@ -273,14 +242,14 @@ def time_rollout(engine: FastRollout, batch: int, frames: int, repeats: int = 1,
     stepper = engine.stepper(batch)
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(batch, engine.window, *engine.frame_shape, generator=generator)
-    d = engine.label_dim
+    shape = engine.noise_shape
 
     def run(n: int) -> float:
         stepper.load(start.to(engine.device))
         engine.synchronize()
         began = time.perf_counter()
         for _ in range(n):
-            stepper.step(torch.randn(batch, d, generator=generator) if d else None)
+            stepper.step(torch.randn(batch, *shape, generator=generator) if shape else None)
         engine.synchronize()
         return time.perf_counter() - began
 
@@ -332,7 +301,6 @@ def run_bench(
     options: BenchOptions | None = None,
     out: str | os.PathLike | None = None,
     command: str | None = None,
-    ardm: Callable[[ModelConfig, int], nn.Module] | None = None,
     echo: Callable[[str], None] | None = print,
 ) -> dict[str, Any]:
     """Measure (a)-(e) (see the module docstring), print a table, write JSON to `out`; returns the report."""
@@ -360,7 +328,7 @@ def run_bench(
     b = wanted
 
     # (c) FLOPs and the roofline's rate
-    sl_flops = count_flops(lambda: build_model(cfg), cfg.window, cfg.label_dim, frame_shape)
+    sl_flops = count_flops(lambda: build_model(cfg), frame_shape)
     dtype = AUTOCAST_DTYPES[o.autocast] if o.autocast else torch.float32
     rates = matmul_rates(device, dtype, n=o.matmul_size)
     rate = rates["best"]
@@ -371,22 +339,14 @@ def run_bench(
     sl_fps = b * frames / sl["seconds"]
 
     # (b) ARDM: S backbone calls per frame
-    builder = ardm or ARDM_BASELINE
-    if builder is not None:
-        ardm_net, ardm_label = builder(cfg, o.ardm_steps), f"ARDM (S={o.ardm_steps})"
-    else:
-        ardm_net, ardm_label = ardm_model(cfg, o.ardm_steps)
+    ardm_net, ardm_label = ardm_model(cfg, o.ardm_steps), f"ARDM (S={o.ardm_steps})"
     ardm_frames = o.ardm_frames
-    for name, value in (("window", cfg.window), ("label_dim", cfg.label_dim)):
-        if not hasattr(ardm_net, name):
-            setattr(ardm_net, name, value)
-    if o.compile and isinstance(ardm_net, ArdmStandIn):  # compile the backbone, not the S-step loop around it
+    if o.compile:  # compile the backbone, not the S-step loop around it
         ardm_net.backbone = torch.compile(ardm_net.backbone, dynamic=False)
-    ardm_engine = FastRollout(ardm_net, frame_shape, replace(fast, compile=o.compile and builder is not None))
+    ardm_engine = FastRollout(ardm_net, frame_shape, replace(fast, compile=False))
     ardm_time = time_rollout(ardm_engine, b, ardm_frames, repeats=1)
     ardm_per_frame = ardm_time["seconds"] / ardm_frames
-    ardm_flops = count_flops(lambda: ardm_model(cfg, o.ardm_steps)[0] if builder is None else builder(cfg, o.ardm_steps),
-                             cfg.window, cfg.label_dim, frame_shape)
+    ardm_flops = count_flops(lambda: ardm_model(cfg, o.ardm_steps), frame_shape)
     del ardm_engine, ardm_net
 
     # (e) training

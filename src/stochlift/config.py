@@ -26,20 +26,37 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 class DataConfig:
     path: str | None = None  # trajectory file (HDF5)
     split: str = "train"
+    trajectories: int | None = None  # train on the first N trajectories of the split only (None: all)
 
 
 @dataclass
 class ModelConfig:
+    # "lifting": F(window, xi) fitted by regression (the paper's method); "ardm": the autoregressive
+    # conditional diffusion baseline (stochlift.baselines.ardm) on the same backbone
+    method: str = "lifting"
     backbone: str = "unet"  # a name in stochlift.models.BACKBONES
     window: int = 3  # Markov window m: frames of history stacked as channels
     label_dim: int = 64  # d; 0 gives the deterministic (mean-collapse) regressor
     output: str = "residual"  # "residual": x_t + s * R(x, xi) (Corollary 1), or "direct": x_{t+1}
-    loss: str = "l2"  # "l2", or "bce" (sigmoid output, for data in [0, 1])
+    loss: str = "l2"  # "l2", or "bce" (sigmoid output, for data in [0, 1]); ARDM: "huber" or "l2" on the noise
     residual_scale: float | None = None  # s; None = std of x_{t+1} - x_t measured on the training data
     frame_shape: list[int] | None = None  # shape of one frame ([C, H, W] or [D]); None = taken from the data
     options: dict[str, Any] = field(default_factory=dict)  # backbone keyword arguments
+    # ARDM only: diffusion steps S (network calls per frame), "clean" or "noisy" (diffused) conditioning,
+    # and the scale the condition window is divided by (None = std of the training frames)
+    diffusion_steps: int = 20
+    conditioning: str = "clean"
+    frame_scale: float | None = None
+    # ARDM only: each reverse step clips its estimate of the clean (normalised) frame to +-this, DDPM's
+    # clip_denoised; None = the largest |value| in the training data
+    clip_denoised: float | None = None
 
     def validate(self) -> None:
+        if self.method not in ("lifting", "ardm"):
+            raise StochliftError(f"model.method must be 'lifting' or 'ardm', got {self.method!r}")
+        if self.method == "ardm":
+            self._validate_ardm()
+            return
         if self.window < 1:
             raise StochliftError(f"model.window must be >= 1, got {self.window}")
         if self.label_dim < 0:
@@ -50,6 +67,20 @@ class ModelConfig:
             raise StochliftError(f"model.loss must be 'l2' or 'bce', got {self.loss!r}")
         if self.loss == "bce" and self.output != "direct":
             raise StochliftError("model.loss 'bce' predicts probabilities directly: set model.output to 'direct'")
+
+    def _validate_ardm(self) -> None:
+        if self.window < 1:
+            raise StochliftError(f"model.window must be >= 1, got {self.window}")
+        if self.label_dim != 0:
+            raise StochliftError("an ARDM has no lifting label: set model.label_dim=0")
+        if self.diffusion_steps < 1:
+            raise StochliftError(f"model.diffusion_steps must be >= 1, got {self.diffusion_steps}")
+        if self.conditioning not in ("clean", "noisy"):
+            raise StochliftError(f"model.conditioning must be 'clean' or 'noisy', got {self.conditioning!r}")
+        if self.loss not in ("huber", "l2"):
+            raise StochliftError(f"an ARDM's model.loss must be 'huber' or 'l2' (on the noise), got {self.loss!r}")
+        if self.output not in ("residual", "direct"):
+            raise StochliftError(f"model.output must be 'residual' or 'direct', got {self.output!r}")
 
 
 @dataclass
@@ -108,8 +139,12 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self) -> RunConfig:
+        if self.data.trajectories is not None and self.data.trajectories < 1:
+            raise StochliftError(f"data.trajectories must be >= 1, got {self.data.trajectories}")
         self.model.validate()
         self.train.validate()
+        if self.model.method == "ardm" and self.train.unroll:
+            raise StochliftError("train.unroll (pushforward) is for lifted models; an ARDM trains on true windows")
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from stochlift.errors import StochliftError
 from stochlift.config import apply_overrides, load_config
@@ -65,6 +64,12 @@ def run_demo(
     `overrides` change the training config (e.g. "train.steps=500"); `trajectories`, `frames` and
     `size` shrink the quick data set (for smoke tests).
     """
+    from stochlift.demo_video import VIDEO_DATASETS, run_video_demo
+
+    if problem in VIDEO_DATASETS:  # the shipped video benchmarks: their own stages and pictures (demo_video.py)
+        return run_video_demo(out, problem=problem, seed=seed, overrides=overrides, trajectories=trajectories,
+                              frames=frames, size=size, samples=None if samples == DEMO_SAMPLES else samples,
+                              progress=progress)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -88,7 +93,7 @@ def run_demo(
         clock = now
 
     if problem not in DATASETS:
-        raise StochliftError(f"unknown demo problem {problem!r}; choose from {sorted(DATASETS)}")
+        raise StochliftError(f"unknown demo problem {problem!r}; choose from {sorted(DATASETS) + sorted(VIDEO_DATASETS)}")
     if not files["data"].exists():
         DATASETS[problem](files["data"], preset="quick", trajectories=trajectories, frames=frames, size=size,
                           seed=seed, progress=progress)

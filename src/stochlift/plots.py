@@ -66,15 +66,37 @@ def _finite_array(x: ArrayLike, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
+def _frames_array(x: ArrayLike, name: str) -> np.ndarray:
+    """[k, T, H, W] (one channel), or [k, T, H, W, 3] from channels-first video [k, T, C, H, W] with C = 3
+    (C = 1 gives [k, T, H, W])."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim == 5:
+        if arr.shape[2] not in (1, 3):
+            raise StochliftError(f"{name}: only 1 (gray) or 3 (RGB) channels can be shown, got shape {arr.shape}")
+        arr = arr[:, :, 0] if arr.shape[2] == 1 else np.moveaxis(arr, 2, -1)
+    return _finite_array(arr, name, ndim=5 if arr.ndim == 5 else 4)
+
+
 def _check_pair(reference: ArrayLike, generated: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Both as [k, T, H, W] arrays of the same shape (one channel, k trajectories side by side)."""
-    ref = _finite_array(reference, "reference", ndim=4)
-    gen = _finite_array(generated, "generated", ndim=4)
+    """Both as [k, T, H, W] arrays of the same shape (one channel, k trajectories side by side), or as RGB
+    [k, T, H, W, 3] when given channels-first [k, T, 3, H, W] video."""
+    ref = _frames_array(reference, "reference")
+    gen = _frames_array(generated, "generated")
     if ref.shape != gen.shape:
         raise StochliftError(
-            f"reference and generated must have the same shape [k, T, H, W], got {ref.shape} and {gen.shape}"
+            f"reference and generated must have the same shape [k, T, H, W] or [k, T, C, H, W], got {ref.shape} "
+            f"and {gen.shape}"
         )
     return ref, gen
+
+
+def _shown(ref: np.ndarray, gen: np.ndarray, vmax: float | None, value_range: tuple[float, float] | None):
+    """(reference, generated, colour limits, whether RGB): RGB frames are mapped from `value_range` (default
+    [0, 1]) to [0, 1] and clipped, so they show as colours rather than through a colour map."""
+    if ref.ndim == 4:
+        return ref, gen, _color_limits(ref, vmax, value_range), False
+    low, high = _color_limits(ref, None, value_range or (0.0, 1.0))
+    return tuple(np.clip((a - low) / (high - low), 0.0, 1.0) for a in (ref, gen)) + ((0.0, 1.0), True)
 
 
 def _symmetric_vmax(reference: np.ndarray, vmax: float | None) -> float:
@@ -129,7 +151,8 @@ def _heading(title: str, index: int, n_frames: int) -> str:
 
 
 def _rollout_figure(
-    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float]
+    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float],
+    rgb: bool = False,
 ) -> tuple[Figure, list[tuple[Any, np.ndarray]], Any]:
     """The laid-out figure, its (image, trajectory) panels and its heading, showing frame 0."""
     k, n_frames = reference.shape[:2]
@@ -141,7 +164,8 @@ def _rollout_figure(
         for j in range(k):
             image = axes[row, j].imshow(data[j, 0], cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
             panels.append((image, data[j]))
-    fig.colorbar(panels[0][0], ax=axes, shrink=0.8)
+    if not rgb:
+        fig.colorbar(panels[0][0], ax=axes, shrink=0.8)
     heading = fig.suptitle(_heading(title, n_frames - 1, n_frames))
     fig.canvas.draw()  # solves the layout with the widest heading
     fig.set_layout_engine("none")  # then freeze it, so panels do not jitter between frames
@@ -149,14 +173,15 @@ def _rollout_figure(
 
 
 def _render_rollout(
-    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float]
+    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float],
+    rgb: bool = False,
 ) -> Iterator[np.ndarray]:
     """RGB frames [H, W, 3] uint8 from one figure.
 
     Axes, labels and colour bar are drawn once into a background; each frame restores it and redraws
     only the images and the heading (blitting), several times faster than a full redraw.
     """
-    fig, panels, heading = _rollout_figure(reference, generated, title, cmap, limits)
+    fig, panels, heading = _rollout_figure(reference, generated, title, cmap, limits, rgb)
     animated = [image for image, _ in panels] + [heading]
     for artist in animated:
         artist.set_animated(True)
@@ -225,12 +250,14 @@ def save_rollout_animation(
 
     One shared colour scale symmetric about 0 (max |reference| unless `vmax` is given), so amplitude
     drift of the generated fields is visible rather than normalised away; `value_range` fixes it instead.
+    Video [k, T, 3, H, W] shows as RGB images (values in `value_range`, default [0, 1]), without colour map.
     """
     ref, gen = _check_pair(reference, generated)
     if not fps > 0:
         raise StochliftError(f"fps must be positive, got {fps}")
     write = _animation_writer(path)
-    frames = _render_rollout(ref, gen, title, cmap, _color_limits(ref, vmax, value_range))
+    ref, gen, limits, rgb = _shown(ref, gen, vmax, value_range)
+    frames = _render_rollout(ref, gen, title, cmap, limits, rgb)
     with atomic_path(path) as tmp:
         write(tmp, frames, fps)
 
@@ -314,11 +341,12 @@ def save_snapshot_grid(
     vmax: float | None = None,
     value_range: tuple[float, float] | None = None,
 ) -> None:
-    """A still grid of trajectories [k, T, H, W]: k true rows, then k generated rows, one column per frame."""
+    """A still grid of trajectories [k, T, H, W] (or RGB video [k, T, 3, H, W]): k true rows, then k generated
+    rows, one column per frame."""
     ref, gen = _check_pair(reference, generated)
     k, n_frames = ref.shape[:2]
     indices = _frame_indices(frames, n_frames)
-    low, high = _color_limits(ref, vmax, value_range)
+    ref, gen, (low, high), rgb = _shown(ref, gen, vmax, value_range)
     fig = _new_figure(1.5 * len(indices) + 1.4, 1.5 * 2 * k + 0.6)
     axes = _image_grid(fig, 2 * k, len(indices))
     image = None
@@ -330,5 +358,6 @@ def save_snapshot_grid(
                 image = axes[row, col].imshow(data[j, i], cmap=cmap, vmin=low, vmax=high, interpolation="nearest")
     for col, i in enumerate(indices):
         axes[0, col].set_title(_frame_label(i, n_frames))
-    fig.colorbar(image, ax=axes, shrink=0.6)
+    if not rgb:
+        fig.colorbar(image, ax=axes, shrink=0.6)
     _save_png(fig, path)

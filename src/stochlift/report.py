@@ -20,16 +20,10 @@ Sections that do not apply are replaced by a note saying why: crossing times onl
 
 from __future__ import annotations
 
-import base64
-import datetime
-import html
 import json
-import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +37,11 @@ from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import load_run
 from stochlift.metrics.evaluate import PHYSICS_PROBLEMS, evaluate_physics_files
-from stochlift.metrics.forecast import EnsembleScores, distribution_scores_files, forecast_scores
+from stochlift.metrics.distribution import EnsembleScores, distribution_scores_files
+from stochlift.metrics.forecast import forecast_scores
 from stochlift.metrics.physics import PhysicsMetrics
 from stochlift.plots_report import CurvePanel, metric_curves_png, rank_histogram_png, training_curve_png
+from stochlift.report_html import Section, esc, figure, fmt, note, page, table
 
 __all__ = ["CROSSING_PROBLEMS", "build_report"]
 
@@ -56,65 +52,9 @@ RUN_FILES = ("config.yaml", CHECKPOINT_NAME, "train_log.json")
 PathLike = str | os.PathLike
 
 
-@dataclass
-class _Section:
-    anchor: str
-    title: str
-    body: str
-
-
 def _say(progress: bool, message: str) -> None:
     if progress:
         print(f"report: {message}", file=sys.stderr, flush=True)
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return "n/a" if not math.isfinite(float(value)) else f"{float(value):.4g}"
-    return str(value)
-
-
-def _esc(text: Any) -> str:
-    return html.escape(str(text), quote=True)
-
-
-def _image_mime(data: bytes) -> str:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    raise StochliftError("an embedded image is neither PNG nor GIF")  # a bug in this module if ever seen
-
-
-def _figure(data: bytes, alt: str, caption: str = "") -> str:
-    uri = f"data:{_image_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
-    cap = f"<figcaption>{caption}</figcaption>" if caption else ""
-    return f'<figure><img src="{uri}" alt="{_esc(alt)}">{cap}</figure>'
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{text}</p>'
-
-
-def _table(rows: Iterable[tuple[Any, ...]], header: tuple[str, ...] = ("metric", "value", "meaning")) -> str:
-    """Rows of (name, value, *descriptions); numbers right-aligned."""
-
-    def cell(value: Any) -> str:
-        numeric = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-        return f'<td class="num">{_esc(_fmt(value))}</td>' if numeric else f"<td>{_esc(_fmt(value))}</td>"
-
-    body = "".join(
-        f"<tr><td><code>{_esc(name)}</code></td>{cell(value)}{''.join(f'<td>{_esc(d)}</td>' for d in rest)}</tr>"
-        for name, value, *rest in rows
-    )
-    head = "".join(f"<th>{_esc(h)}</th>" for h in header)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -179,26 +119,26 @@ def _heldout_subset(ref: TrajectoryFile, split: str, n: int, out: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- sections
 
 
-def _config_section(run_dir: Path) -> _Section:
+def _config_section(run_dir: Path) -> Section:
     text = (run_dir / "config.yaml").read_text()
-    return _Section("config", "Config", f"<p>From <code>{_esc(run_dir / 'config.yaml')}</code>.</p>"
-                                        f"<pre>{_esc(text)}</pre>")
+    return Section("config", "Config", f"<p>From <code>{esc(run_dir / 'config.yaml')}</code>.</p>"
+                                        f"<pre>{esc(text)}</pre>")
 
 
-def _training_section(log: dict[str, Any]) -> _Section:
+def _training_section(log: dict[str, Any]) -> Section:
     history = [h for h in log.get("history", []) if isinstance(h, dict) and "step" in h and "loss" in h]
     if not history:
-        return _Section("training", "Training curve", _note("The training log has no entries (no logging step "
+        return Section("training", "Training curve", note("The training log has no entries (no logging step "
                                                             "was reached)."))
     last = history[-1]
-    body = _figure(training_curve_png(history), "training loss against step",
+    body = figure(training_curve_png(history), "training loss against step",
                    f"Training loss (mean over the steps since the previous log entry, log scale) and learning "
-                   f"rate. {len(history)} log entries; last at step {_fmt(last['step'])} with loss "
-                   f"{_fmt(last['loss'])}.")
-    return _Section("training", "Training curve", body)
+                   f"rate. {len(history)} log entries; last at step {fmt(last['step'])} with loss "
+                   f"{fmt(last['loss'])}.")
+    return Section("training", "Training curve", body)
 
 
-def _rollout_section(ref: TrajectoryFile, ref_split: str, gen: TrajectoryFile, gen_split: str, tmp: Path) -> _Section:
+def _rollout_section(ref: TrajectoryFile, ref_split: str, gen: TrajectoryFile, gen_split: str, tmp: Path) -> Section:
     k = min(SHOWN, ref.splits[ref_split], gen.splits[gen_split])
     true = ref.read(ref_split, slice(0, k))[:, :, 0]
     generated = gen.read(gen_split, slice(0, k))[:, :, 0]
@@ -209,42 +149,42 @@ def _rollout_section(ref: TrajectoryFile, ref_split: str, gen: TrajectoryFile, g
                                  **display)
     plots.save_snapshot_grid(tmp / "snapshots.png", true, generated, **display)
     channels = "" if len(ref.meta.field_names) == 1 else (
-        f" Showing field <code>{_esc(field)}</code> of {len(ref.meta.field_names)}.")
+        f" Showing field <code>{esc(field)}</code> of {len(ref.meta.field_names)}.")
     body = (
-        _figure((tmp / "rollouts.gif").read_bytes(), "animation of true and generated rollouts",
+        figure((tmp / "rollouts.gif").read_bytes(), "animation of true and generated rollouts",
                 f"Top row: the first {k} true trajectories of the reference; bottom row: the first {k} generated "
                 f"ones (animated GIF, {n_frames} frames). The pairs are not matched: each generated trajectory is "
                 f"one draw of the model, not a forecast of the one above it.{channels}")
-        + _figure((tmp / "snapshots.png").read_bytes(), "snapshots of true and generated rollouts",
+        + figure((tmp / "snapshots.png").read_bytes(), "snapshots of true and generated rollouts",
                   "The same trajectories at four times.")
     )
-    return _Section("rollouts", "Rollouts vs truth", body)
+    return Section("rollouts", "Rollouts vs truth", body)
 
 
-def _qoi_section(problem: str, physics: PhysicsMetrics | None, report: dict[str, Any], tmp: Path) -> _Section:
+def _qoi_section(problem: str, physics: PhysicsMetrics | None, report: dict[str, Any], tmp: Path) -> Section:
     if physics is None:
-        return _Section("qoi", "Quantities of interest", _note(
-            f"Skipped: no quantities of interest (crossing time, mass) are defined for {_esc(problem)} files; "
+        return Section("qoi", "Quantities of interest", note(
+            f"Skipped: no quantities of interest (crossing time, mass) are defined for {esc(problem)} files; "
             f"they exist for {', '.join(PHYSICS_PROBLEMS)}."))
     parts = []
     if problem in CROSSING_PROBLEMS:
         plots.save_crossing_time_plot(tmp / "crossing.png", physics.tau_reference, physics.tau_generated, report)
         what = ("water breakthrough in the producer's corner" if problem == "flow"
                 else "the wave reaching the outer ring")
-        parts.append(_figure((tmp / "crossing.png").read_bytes(), "crossing-time distributions",
+        parts.append(figure((tmp / "crossing.png").read_bytes(), "crossing-time distributions",
                              f"Distribution of the crossing time ({what}), true vs generated."))
     else:
-        parts.append(_note(f"No crossing-time plot: no crossing time is defined for {_esc(problem)} files "
+        parts.append(note(f"No crossing-time plot: no crossing time is defined for {esc(problem)} files "
                            f"(only for {', '.join(CROSSING_PROBLEMS)})."))
     plots.save_mass_plot(tmp / "mass.png", physics.mass_reference, physics.mass_generated)
-    parts.append(_figure((tmp / "mass.png").read_bytes(), "mass over time",
+    parts.append(figure((tmp / "mass.png").read_bytes(), "mass over time",
                          "Mass (mean |u| over the field) over normalised time: ensemble mean and 5-95% band."))
-    return _Section("qoi", "Quantities of interest", "".join(parts))
+    return Section("qoi", "Quantities of interest", "".join(parts))
 
 
-def _curves_section(physics: PhysicsMetrics | None, dist: EnsembleScores | None, dist_note: str) -> _Section:
+def _curves_section(physics: PhysicsMetrics | None, dist: EnsembleScores | None, dist_note: str) -> Section:
     if dist is None and physics is None:
-        return _Section("curves", "Per-time metric curves", _note(f"Skipped: {dist_note}"))
+        return Section("curves", "Per-time metric curves", note(f"Skipped: {dist_note}"))
     panels = []
     if physics is not None:
         panels.append(CurvePanel("mass W2 (true vs generated)", {"mass W2": physics.mass_w2_per_time}, "W2"))
@@ -260,19 +200,19 @@ def _curves_section(physics: PhysicsMetrics | None, dist: EnsembleScores | None,
         ]
     time = dist.time if dist is not None else list(np.linspace(0.0, 1.0, len(physics.mass_w2_per_time)))
     initial = dist.initial_frames if dist is not None else 1
-    body = _figure(metric_curves_png(time, panels, initial_frames=initial), "per-time metric curves",
+    body = figure(metric_curves_png(time, panels, initial_frames=initial), "per-time metric curves",
                    "Distribution matching from a shared initial condition: the generated ensemble against the true "
                    "trajectories at each time (every true trajectory scored as one observation of the law the "
                    "generated ensemble forecasts; lower is better except the spread-skill ratio, whose ideal is 1). "
                    "Shaded: the given initial frames.")
     if dist is None:
-        body += _note(f"Ensemble scores skipped: {dist_note}")
-    return _Section("curves", "Per-time metric curves", body)
+        body += note(f"Ensemble scores skipped: {dist_note}")
+    return Section("curves", "Per-time metric curves", body)
 
 
-def _forecast_section(forecast: EnsembleScores | None, note: str) -> _Section:
+def _forecast_section(forecast: EnsembleScores | None, reason: str) -> Section:
     if forecast is None:
-        return _Section("forecast", "Forecasting: spread-skill ratio", _note(f"Skipped: {note}"))
+        return Section("forecast", "Forecasting: spread-skill ratio", note(f"Skipped: {reason}"))
     pt = forecast.per_time
     panels = [
         CurvePanel("spread-skill ratio (forecast)", {"spread-skill ratio": pt["spread_skill_ratio"]},
@@ -284,22 +224,22 @@ def _forecast_section(forecast: EnsembleScores | None, note: str) -> _Section:
     body = (
         f"<p>{forecast.n_truth} held-out true trajectories, {forecast.ensemble_size} samples each, every sample "
         f"rolled out by the run's model from its own trajectory's first {forecast.initial_frames} frame(s). "
-        f"Time-averaged spread-skill ratio: <b>{_esc(_fmt(ratio))}</b> (1: calibrated; below 1: under-dispersed, "
+        f"Time-averaged spread-skill ratio: <b>{esc(fmt(ratio))}</b> (1: calibrated; below 1: under-dispersed, "
         f"a deterministic model scores 0).</p>"
-        + _figure(metric_curves_png(forecast.time, panels, initial_frames=forecast.initial_frames, columns=3),
+        + figure(metric_curves_png(forecast.time, panels, initial_frames=forecast.initial_frames, columns=3),
                   "forecast spread-skill ratio over time",
                   "Forecasting setting, per time: spread-skill ratio with the finite-ensemble correction, the "
                   "spread and skill it divides, and the fair CRPS. Shaded: the given frames.")
     )
-    return _Section("forecast", "Forecasting: spread-skill ratio", body)
+    return Section("forecast", "Forecasting: spread-skill ratio", body)
 
 
-def _rank_section(dist: EnsembleScores | None, forecast: EnsembleScores | None) -> _Section:
+def _rank_section(dist: EnsembleScores | None, forecast: EnsembleScores | None) -> Section:
     parts = []
     for scores, name in ((dist, "distribution matching"), (forecast, "forecasting")):
         if scores is None or sum(scores.rank_histogram) == 0:
             continue
-        parts.append(_figure(
+        parts.append(figure(
             rank_histogram_png(scores.rank_histogram, title=f"rank histogram, {name}"),
             f"rank histogram ({name})",
             f"{name.capitalize()}: rank of each true value among the {scores.ensemble_size} members, at "
@@ -307,8 +247,8 @@ def _rank_section(dist: EnsembleScores | None, forecast: EnsembleScores | None) 
             f"when calibrated; U-shaped: under-dispersed; dome-shaped: over-dispersed; sloped: biased. "
             f"Neighbouring points are correlated, so the +-2 sigma band is optimistic."))
     if not parts:
-        return _Section("ranks", "Rank histogram", _note("Skipped: no ensemble scores were computed."))
-    return _Section("ranks", "Rank histogram", "".join(parts))
+        return Section("ranks", "Rank histogram", note("Skipped: no ensemble scores were computed."))
+    return Section("ranks", "Rank histogram", "".join(parts))
 
 
 _PHYSICS_ROWS = (
@@ -331,7 +271,7 @@ _ENSEMBLE_ROWS = (
 
 def _metrics_section(problem: str, physics: PhysicsMetrics | None, dist: EnsembleScores | None,
                      forecast: EnsembleScores | None, metrics_file: dict[str, Any] | None,
-                     metrics_path: Path | None) -> _Section:
+                     metrics_path: Path | None) -> Section:
     rows: list[tuple[str, Any, str]] = []
     if physics is not None:
         values = physics.to_dict()
@@ -348,14 +288,14 @@ def _metrics_section(problem: str, physics: PhysicsMetrics | None, dist: Ensembl
     if forecast is not None:
         rows.append(("forecast.trajectories x samples", f"{forecast.n_truth} x {forecast.ensemble_size}",
                      "held-out true trajectories and samples per trajectory"))
-    body = _table(rows) if rows else _note("No metrics were computed.")
+    body = table(rows) if rows else note("No metrics were computed.")
     body = ("<p>Computed for this report; time averages run over the generated frames only.</p>" + body
             if rows else body)
     if metrics_file is not None:
         scalars = [(k, v) for k, v in metrics_file.items() if isinstance(v, int | float | str | bool) or v is None]
-        body += (f"<h3>From the metrics file</h3><p><code>{_esc(metrics_path)}</code>, as written there "
-                 f"(lists left out).</p>" + _table(scalars, ("key", "value")))
-    return _Section("metrics", "Metrics", body)
+        body += (f"<h3>From the metrics file</h3><p><code>{esc(metrics_path)}</code>, as written there "
+                 f"(lists left out).</p>" + table(scalars, ("key", "value")))
+    return Section("metrics", "Metrics", body)
 
 
 def _summary(run_dir: Path, config: Any, log: dict[str, Any], ref: TrajectoryFile, ref_split: str,
@@ -363,66 +303,35 @@ def _summary(run_dir: Path, config: Any, log: dict[str, Any], ref: TrajectoryFil
              dist: EnsembleScores | None, forecast: EnsembleScores | None) -> str:
     meta = ref.meta
     history = log.get("history") or []
-    loss = f", final logged loss {_fmt(history[-1].get('loss'))}" if history else ""
+    loss = f", final logged loss {fmt(history[-1].get('loss'))}" if history else ""
     shape = " x ".join(str(s) for s in meta.frame_shape)
     n_true = dist.n_truth if dist is not None else ref.splits[ref_split]
     text = (
-        f"Run <code>{_esc(_run_label(run_dir))}</code>: a lifted model with label dimension d = "
-        f"{_esc(config.model.label_dim)} and a window of {_esc(config.model.window)} frame(s), trained for "
-        f"{_esc(log.get('step', len(history)))} steps{loss}. It is compared with {n_true} "
-        f"true trajectories of <code>{_esc(meta.dataset_name)}</code> ({_esc(meta.problem)}, split "
-        f"<code>{_esc(ref_split)}</code>, {meta.frames} frames of {shape} ({_esc(', '.join(meta.field_names))})) "
+        f"Run <code>{esc(_run_label(run_dir))}</code>: a lifted model with label dimension d = "
+        f"{esc(config.model.label_dim)} and a window of {esc(config.model.window)} frame(s), trained for "
+        f"{esc(log.get('step', len(history)))} steps{loss}. It is compared with {n_true} "
+        f"true trajectories of <code>{esc(meta.dataset_name)}</code> ({esc(meta.problem)}, split "
+        f"<code>{esc(ref_split)}</code>, {meta.frames} frames of {shape} ({esc(', '.join(meta.field_names))})) "
         f"using {gen.splits[gen.default_split('generated')]} generated trajectories ({generated_note})."
     )
     facts = []
     if physics is not None and meta.problem in CROSSING_PROBLEMS:
-        facts.append(f"crossing-time W2 / std {_fmt(physics.wct_relative)}")
+        facts.append(f"crossing-time W2 / std {fmt(physics.wct_relative)}")
     if physics is not None:
-        facts.append(f"mass W2 / std {_fmt(physics.mass_w2_relative)}")
+        facts.append(f"mass W2 / std {fmt(physics.mass_w2_relative)}")
     if dist is not None:
-        facts.append(f"CRPS {_fmt(dist.mean.get('crps'))}")
-        facts.append(f"spread-skill ratio {_fmt(dist.mean.get('spread_skill_ratio'))} (distribution matching)")
+        facts.append(f"CRPS {fmt(dist.mean.get('crps'))}")
+        facts.append(f"spread-skill ratio {fmt(dist.mean.get('spread_skill_ratio'))} (distribution matching)")
     if forecast is not None:
-        facts.append(f"spread-skill ratio {_fmt(forecast.mean.get('spread_skill_ratio'))} (forecasting, "
+        facts.append(f"spread-skill ratio {fmt(forecast.mean.get('spread_skill_ratio'))} (forecasting, "
                      f"{forecast.n_truth} x {forecast.ensemble_size})")
     if facts:
-        text += " Headline scores: " + "; ".join(_esc(f) for f in facts) + ". Relative W2 scores near 0 and " \
+        text += " Headline scores: " + "; ".join(esc(f) for f in facts) + ". Relative W2 scores near 0 and " \
                 "spread-skill ratios near 1 mean the generated ensemble matches the true one."
     return f'<p class="summary">{text}</p>'
 
 
 # ------------------------------------------------------------------------------------------------- page
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
-       max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1d1d1f; line-height: 1.45; }
-h1 { font-size: 1.7em; margin-bottom: 0.2em; }
-h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
-.meta { color: #666; font-size: 0.9em; }
-nav ul { display: flex; flex-wrap: wrap; gap: 0.4em 1.2em; list-style: none; padding: 0; }
-pre { background: #f6f8fa; padding: 0.8em; overflow-x: auto; font-size: 0.85em; border-radius: 4px; }
-figure { margin: 1em 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 0.9em; margin-top: 0.3em; }
-table { border-collapse: collapse; font-size: 0.9em; }
-th, td { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.8em; }
-"""
-
-
-def _page(title: str, summary: str, sections: list[_Section]) -> str:
-    nav = "".join(f'<li><a href="#{s.anchor}">{_esc(s.title)}</a></li>' for s in sections)
-    body = "".join(f'<section id="{s.anchor}"><h2>{_esc(s.title)}</h2>{s.body}</section>' for s in sections)
-    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_esc(title)}</h1><p class=\"meta\">Generated by stochlift report on {_esc(stamp)}.</p>"
-        f"{summary}<nav><ul>{nav}</ul></nav>{body}</body></html>\n"
-    )
-
 
 # -------------------------------------------------------------------------------------------- public API
 
@@ -483,7 +392,7 @@ def build_report(
             generated_note = "sampled for this report from the reference's first frames"
         else:
             generated_path = Path(generated)
-            generated_note = f"from <code>{_esc(generated_path)}</code>"
+            generated_note = f"from <code>{esc(generated_path)}</code>"
         gen = TrajectoryFile(generated_path)
         gen_split = gen.default_split("generated")
         _check_pair(ref, gen)
@@ -529,9 +438,9 @@ def build_report(
             _metrics_section(problem, physics, dist, forecast, metrics_file, metrics_path),
         ]
         summary = _summary(run_dir, config, log, ref, ref_split, gen, generated_note, physics, dist, forecast)
-        page = _page(f"stochlift report: {_run_label(run_dir)}", summary, sections)
+        document = page(f"stochlift report: {_run_label(run_dir)}", summary, sections)
         gen.close()
     with atomic_path(out_html) as tmp_html:
-        tmp_html.write_text(page, encoding="utf-8")
+        tmp_html.write_text(document, encoding="utf-8")
     _say(progress, f"wrote {out_html} ({out_html.stat().st_size / 1e6:.1f} MB)")
     return out_html

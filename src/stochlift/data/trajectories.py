@@ -129,9 +129,11 @@ class TrajectoryWriter:
         self.meta = meta
         self.split_sizes = dict(split_sizes)
         self.static_fields = tuple(static_fields)
-        self._written = {split: np.zeros(n, dtype=bool) for split, n in split_sizes.items()}
+        # per split and row, the frames written so far (rows may be written whole or frame range by frame range)
+        self._written = {split: np.zeros((n, meta.frames), dtype=bool) for split, n in split_sizes.items()}
         self._atomic = atomic_path(self.path)
         self._file: h5py.File | None = None
+        self.time_chunk = 1
 
     def __enter__(self) -> TrajectoryWriter:
         tmp = self._atomic.__enter__()
@@ -145,7 +147,7 @@ class TrajectoryWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
-            missing = {s: int((~w).sum()) for s, w in self._written.items() if not w.all()}
+            missing = {s: int((~w.all(axis=1)).sum()) for s, w in self._written.items() if not w.all()}
             if missing:
                 exc = StochliftError(f"trajectory file {self.path} left incomplete; rows missing: {missing}")
         if exc is not None:
@@ -206,6 +208,7 @@ class TrajectoryWriter:
         else:
             storage = {"dtype": "f4"}
             chunk_t = int(np.clip(_CHUNK_BYTES // (4 * h * w), 1, m.frames))
+        self.time_chunk = chunk_t  # frames per HDF5 chunk: time-chunked writes are cheapest in multiples of it
         for split, n in self.split_sizes.items():
             fields = f.create_group(f"{split}/t0_fields")
             f[split].attrs["n_trajectories"] = n
@@ -228,9 +231,14 @@ class TrajectoryWriter:
         start: int,
         fields: dict[str, np.ndarray],
         static: dict[str, np.ndarray] | None = None,
+        *,
+        frame_start: int | None = None,
     ) -> None:
         """Write rows [start, start + n) of `split`. Refuses NaN/Inf so no broken data set is ever made.
 
+        Time-varying fields are [n, T, H, W], whole rows; with `frame_start` given they may be [n, t, H, W],
+        frames [frame_start, frame_start + t) of those rows, so a long rollout can be written time chunk by
+        time chunk (the file is complete once every frame of every row is written).
         For a uint8 file, time-varying fields may be uint8 (stored as given) or floats in [0, 1] (stored as
         round(255 * v)); floats outside [0, 1] are refused.
         """
@@ -247,11 +255,17 @@ class TrajectoryWriter:
                 if not np.isfinite(values).all():
                     raise StochliftError(f"field {name!r} contains NaN or Inf; refusing to write {self.path}")
             dataset = self._file[f"{split}/t0_fields/{name}"]
-            if values.shape[1:] != dataset.shape[1:]:
-                raise StochliftError(f"field {name!r}: rows of shape {values.shape[1:]}, file expects {dataset.shape[1:]}")
-            dataset[start : start + len(values)] = values
-            n = len(values)
-        self._written[split][start : start + n] = True
+            timed = name in fields and values.ndim == dataset.ndim and frame_start is not None
+            t = values.shape[1] if timed else dataset.shape[1]
+            expected = (t, *dataset.shape[2:]) if timed else dataset.shape[1:]
+            if values.shape[1:] != expected or (timed and not 0 <= frame_start <= self.meta.frames - t):
+                raise StochliftError(f"field {name!r}: rows of shape {values.shape[1:]} from frame {frame_start}, "
+                                     f"file expects {dataset.shape[1:]}")
+            rows = slice(start, start + len(values))
+            dataset[(rows, slice(frame_start, frame_start + t)) if timed else rows] = values
+            if name in fields:
+                n, first, frames = len(values), frame_start or 0, t
+        self._written[split][start : start + n, first : first + frames] = True
 
     def _to_uint8(self, name: str, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values)

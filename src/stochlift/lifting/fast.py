@@ -93,14 +93,15 @@ class Stepper:
     """The one-step update of a fixed batch size on preallocated buffers.
 
     `load(window)` sets the history, then each `step(xi)` returns the next frame [B, *frame] (valid until
-    the following step) and shifts the window.
+    the following step) and shifts the window. `xi` is the frame's randomness, [B, *noise_shape]: the
+    lifting label, or an ARDM's diffusion noises.
     """
 
     def __init__(
         self,
         net: nn.Module,
         window: int,
-        label_dim: int,
+        noise_shape: tuple[int, ...],
         batch: int,
         frame_shape: tuple[int, ...],
         device: torch.device,
@@ -112,7 +113,7 @@ class Stepper:
         self.dtype = AUTOCAST_DTYPES.get(autocast) if autocast else None
         self.window = torch.zeros(batch, window, *frame_shape, device=device)
         self.spare = torch.empty_like(self.window)
-        self.xi = torch.zeros(batch, label_dim, device=device) if label_dim else None
+        self.xi = torch.zeros(batch, *noise_shape, device=device) if noise_shape else None
         self.graph: torch.cuda.CUDAGraph | None = None
         self._next: torch.Tensor | None = None
         if cuda_graph:
@@ -167,7 +168,7 @@ class FastRollout:
         self.options.check(self.device)
         if self.options.channels_last and len(frame_shape) != 3:
             raise StochliftError(f"channels_last needs [C, H, W] frames, got frames of shape {tuple(frame_shape)}")
-        self.window, self.label_dim = int(model.window), int(model.label_dim)
+        self.window, self.noise_shape = int(model.window), tuple(model.noise_shape)
         self.frame_shape = tuple(frame_shape)
         model.eval()
         self.net = prepare_model(model, self.device, self.options)
@@ -180,7 +181,7 @@ class FastRollout:
 
     def _new_stepper(self, batch: int, cuda_graph: bool) -> Stepper:
         return Stepper(
-            self.net, self.window, self.label_dim, batch, self.frame_shape, self.device,
+            self.net, self.window, self.noise_shape, batch, self.frame_shape, self.device,
             autocast=self.options.autocast, cuda_graph=cuda_graph,
         )
 
@@ -205,7 +206,7 @@ class FastRollout:
         base = torch.cuda.memory_allocated(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         stepper = self._new_stepper(batch, cuda_graph=False)
-        xi = torch.zeros(batch, self.label_dim, device=self.device) if self.label_dim else None
+        xi = torch.zeros(batch, *self.noise_shape, device=self.device) if self.noise_shape else None
         stepper.step(xi)
         torch.cuda.synchronize(self.device)
         peak = torch.cuda.max_memory_allocated(self.device) - base

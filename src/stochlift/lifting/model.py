@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from stochlift.baselines.ardm import ARDM
 from stochlift.config import ModelConfig
 from stochlift.errors import StochliftError
 from stochlift.models import DEPTH_PRESETS, build_backbone
@@ -26,6 +28,15 @@ class LiftedModel(nn.Module):
         self.output = config.output
         self.loss_name = config.loss
         self.register_buffer("residual_scale", torch.tensor(float(config.residual_scale or 1.0)))
+
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """Standard-normal numbers per sample per generated frame: the label (nothing when d = 0)."""
+        return (self.label_dim,) if self.label_dim else ()
+
+    def step_inputs(self, labels: torch.Tensor, index: np.ndarray, seed: int, step: int) -> torch.Tensor | None:
+        """The labels of one training batch: each pair's fixed label from the bank (None when d = 0)."""
+        return labels[torch.from_numpy(np.asarray(index))] if self.label_dim else None
 
     def _raw(self, window: torch.Tensor, xi: torch.Tensor | None) -> torch.Tensor:
         return self.backbone(window.flatten(1, 2) if window.dim() > 3 else window.flatten(1), xi)
@@ -57,13 +68,17 @@ class LiftedModel(nn.Module):
         return F.mse_loss(raw, target)
 
 
-def build_model(config: ModelConfig) -> LiftedModel:
-    """The lifted model of a resolved config (frame_shape known: [C, H, W] images or [D] vectors)."""
+def build_model(config: ModelConfig) -> LiftedModel | ARDM:
+    """The model of a resolved config (frame_shape known: [C, H, W] images or [D] vectors): the lifted
+    map, or with method "ardm" the diffusion baseline on the same backbone."""
     if not config.frame_shape:
         raise StochliftError("model.frame_shape is unknown; it is filled in from the training data")
     frame_shape = tuple(config.frame_shape)
     channels = frame_shape[0]
     options = dict(config.options)
+    ardm = config.method == "ardm"
+    if ardm and config.backbone == "unet":
+        options["label_embedding"] = "sinusoidal"
     if config.backbone == "unet":
         if len(frame_shape) != 3:
             raise StochliftError(f"the unet backbone needs [C, H, W] frames, got frames of shape {frame_shape}")
@@ -71,10 +86,11 @@ def build_model(config: ModelConfig) -> LiftedModel:
         if isinstance(depths, str) and depths not in DEPTH_PRESETS:
             raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
         _check_divisible(frame_shape[1:], len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths))
-    backbone = build_backbone(
-        config.backbone, in_channels=config.window * channels, out_channels=channels, label_dim=config.label_dim, **options
-    )
-    return LiftedModel(backbone, config)
+    in_channels = (config.window + ardm) * channels  # an ARDM also takes the noisy next frame
+    label_dim = 1 if ardm else config.label_dim  # an ARDM's "label" is the diffusion step
+    backbone = build_backbone(config.backbone, in_channels=in_channels, out_channels=channels, label_dim=label_dim,
+                              **options)
+    return ARDM(backbone, config) if ardm else LiftedModel(backbone, config)
 
 
 def _check_divisible(spatial: tuple[int, ...], levels: int) -> None:

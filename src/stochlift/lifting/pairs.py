@@ -47,11 +47,11 @@ class ArraySource:
 class FileSource:
     """One split of a trajectory file, read window by window (never the whole file)."""
 
-    def __init__(self, file: TrajectoryFile, split: str = "train") -> None:
+    def __init__(self, file: TrajectoryFile, split: str = "train", limit: int | None = None) -> None:
         if split not in file.splits:
             raise StochliftError(f"{file.path} has no split {split!r}; it has {list(file.splits)}")
         self.file, self.split = file, split
-        self.n_trajectories = file.splits[split]
+        self.n_trajectories = min(file.splits[split], limit or file.splits[split])  # the first `limit` only
         self.frames = file.meta.frames
         self.frame_shape = file.meta.frame_shape
 
@@ -104,10 +104,23 @@ class PairSet:
         Used to scale the residual output x_t + s * R so the network regresses an O(1) quantity
         (the paper's Corollary 1: the update is small, so learn it at its own scale).
         """
-        picks = np.sort(np.random.default_rng(seed).choice(self.n_pairs, size=min(n_samples, self.n_pairs), replace=False))
-        increments = []
-        for start in range(0, len(picks), 256):  # a few windows at a time: memory n_samples x one frame
-            windows, targets = self.batch(picks[start : start + 256])
-            increments.append(targets - windows[:, -1])
-        scale = float(torch.cat(increments).std())
+        return self._sampled_std(lambda windows, targets: targets - windows[:, -1], n_samples, seed)
+
+    def frame_scale(self, n_samples: int = 2048, seed: int = 0) -> float:
+        """Standard deviation of the frames themselves (the ARDM divides its condition window by it)."""
+        return self._sampled_std(lambda windows, targets: targets, n_samples, seed)
+
+    def largest(self, quantity, n_samples: int = 2048, seed: int = 0) -> float:
+        """max |quantity(windows, targets)| over a random subset of pairs (the ARDM's clip bound)."""
+        return float(self._sampled(quantity, n_samples, seed).abs().max())
+
+    def _sampled_std(self, quantity, n_samples: int, seed: int) -> float:
+        scale = float(self._sampled(quantity, n_samples, seed).std())
         return scale if scale > 0 else 1.0
+
+    def _sampled(self, quantity, n_samples: int, seed: int) -> torch.Tensor:
+        picks = np.sort(np.random.default_rng(seed).choice(self.n_pairs, size=min(n_samples, self.n_pairs), replace=False))
+        values = []
+        for start in range(0, len(picks), 256):  # a few windows at a time: memory n_samples x one frame
+            values.append(quantity(*self.batch(picks[start : start + 256])))
+        return torch.cat(values)

@@ -52,33 +52,70 @@ def rollout_batches(
     batch_size "auto" fills the GPU (largest batch whose step fits in memory) or is 256 on the CPU; since
     the batch size picks the label streams, pass a number where samples must be reproducible across machines.
     With the default options the samples are bit-identical to the plain one-call-per-frame loop.
+    Memory grows with batch x frames; `rollout_chunks` streams long rollouts in bounded memory.
     """
+    options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
+                          cuda_graph=cuda_graph)
+    for start, _, out in _rollout(model, initial, frames, None, seed, batch_size, progress, options):
+        yield start, out
+
+
+@torch.inference_mode()
+def rollout_chunks(
+    model: LiftedModel,
+    initial: np.ndarray | torch.Tensor,
+    frames: int,
+    *,
+    chunk_frames: int = 64,
+    seed: int = 0,
+    batch_size: int | str = 256,
+    progress: bool = False,
+    **speed,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (first row, first frame, frames [b, t <= chunk_frames, *frame]): `rollout_batches` cut in time.
+
+    Each batch's rollout is handed out `chunk_frames` frames at a time (the first chunk starts with the given
+    frames), so memory is bounded by batch x chunk_frames whatever the rollout's length. The samples are
+    bit-identical to rollout_batches' for the same seed, batch size and options (same label streams, same
+    steps). `speed` takes rollout_batches' options (device, autocast, channels_last, compile, cuda_graph).
+    """
+    if not isinstance(chunk_frames, int) or isinstance(chunk_frames, bool) or chunk_frames < 1:
+        raise StochliftError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
+    yield from _rollout(model, initial, frames, chunk_frames, seed, batch_size, progress, FastOptions(**speed))
+
+
+def _rollout(
+    model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
+    batch_size: int | str, progress: bool, options: FastOptions,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None."""
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
-    options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
-                          cuda_graph=cuda_graph)
     engine = FastRollout(model, tuple(initial.shape[2:]), options)
     if batch_size == "auto":
         batch_size = engine.auto_batch_size(limit=n)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise StochliftError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
-    steps = frames - k
-    bar = tqdm(total=n * steps, desc="sample", unit="frame", disable=not progress)
+    chunk = frames if chunk_frames is None else min(chunk_frames, frames)
+    bar = tqdm(total=n * (frames - k), desc="sample", unit="frame", disable=not progress)
     for b, start in enumerate(range(0, n, batch_size)):
         given = initial[start : start + batch_size]
         generator = torch.Generator().manual_seed(stream_seed(seed, "rollout", b))
         stepper = engine.stepper(len(given))
         stepper.load(_initial_window(given, model.window))
-        out = engine.output(len(given), frames)
-        out[:, :k] = given
-        for t in range(k, frames):
-            xi = torch.randn(len(given), model.label_dim, generator=generator) if model.label_dim else None
-            out[:, t].copy_(stepper.step(xi), non_blocking=True)
-            bar.update(len(given))
-        engine.synchronize()
-        yield start, out.numpy()
+        for first in range(0, frames, chunk):
+            out = engine.output(len(given), min(chunk, frames - first))
+            for t in range(first, first + out.shape[1]):
+                if t < k:
+                    out[:, t - first] = given[:, t]
+                    continue
+                xi = torch.randn(len(given), *model.noise_shape, generator=generator) if model.noise_shape else None
+                out[:, t - first].copy_(stepper.step(xi), non_blocking=True)
+                bar.update(len(given))
+            engine.synchronize()
+            yield start, first, out.numpy()
     bar.close()
 
 
@@ -118,16 +155,25 @@ def sample_to_file(
     batch_size: int = 256,
     progress: bool = True,
     options: FastOptions | None = None,
+    chunk_frames: int | None = None,
+    dtype: str | None = None,
 ) -> Path:
     """Roll a trained run out from initial frames and write the trajectories (split 'generated').
 
     Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split).
     `options` are the rollout's speed options (device, autocast, ...; default: the CPU, bit-exact).
+    A run trained on The Well's files starts from normalised frames and writes physical units (well_sampling).
+    The rollout streams to the file `chunk_frames` frames at a time (default: about STREAM_BYTES per batch,
+    in whole HDF5 chunks), so memory does not grow with `frames`. `dtype` is the storage ("float32" or
+    "uint8"; default: the initial frames' file's, so video stays uint8, its values clipped to [0, 1]).
     """
+    from stochlift.lifting.well_sampling import well_start
+
     if trajectories <= 0:
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
-    model, config, data = load_run(run_dir)
-    source = TrajectoryFile(initial) if initial is not None else data
+    well = well_start(run_dir, trajectories, initial=initial, split=initial_split, count=initial_count)
+    model, config, data = load_run(run_dir) if well is None else (well.model, well.config, None)
+    source = well or (TrajectoryFile(initial) if initial is not None else data)
     if source is None:
         raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
     if list(source.meta.frame_shape) != list(config.model.frame_shape):
@@ -135,7 +181,7 @@ def sample_to_file(
             f"initial frames of shape {list(source.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
         )
     frames = frames or source.meta.frames
-    start = initial_frames(source, trajectories, split=initial_split, frames=initial_count)
+    start = initial_frames(source, trajectories, split=initial_split, frames=initial_count) if well is None else well.frames
     meta = TrajectoryMeta(
         dataset_name=f"{source.meta.dataset_name}-generated",
         problem=source.meta.problem,
@@ -152,12 +198,32 @@ def sample_to_file(
             "sampling_batch_size": batch_size,
             "initial_frames": initial_count,
         },
+        dtype=dtype or source.meta.dtype,
     )
     with TrajectoryWriter(out, meta, {"generated": trajectories}) as writer:
         speed = vars(options) if options is not None else {}
-        for row, batch in rollout_batches(model, start, frames, seed=seed, batch_size=batch_size, progress=progress,
-                                          **speed):
+        rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
+        chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
+        for row, first, batch in rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed,
+                                                batch_size=batch_size, progress=progress, **speed):
             if not np.isfinite(batch).all():
                 raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
-            writer.write("generated", row, {name: batch[:, :, c] for c, name in enumerate(meta.field_names)})
+            batch = batch if well is None else well.denormalize(batch)
+            if meta.dtype == "uint8":
+                batch = np.clip(batch, 0.0, 1.0)
+            writer.write("generated", row, {name: batch[:, :, c] for c, name in enumerate(meta.field_names)},
+                         frame_start=first)
     return Path(out)
+
+
+STREAM_BYTES = 256 << 20  # sample_to_file's default float32 frames held per batch before they go to the file
+
+
+def stream_chunk(batch: int, frame_shape: tuple[int, ...], frames: int, time_chunk: int = 1) -> int:
+    """Frames per streamed piece: about STREAM_BYTES for the batch, rounded down to whole HDF5 time chunks
+    (partial chunks cost a read-modify-write) when that leaves at least one, never more than `frames`."""
+    per_frame = 4 * batch * int(np.prod(frame_shape))
+    chunk = max(1, STREAM_BYTES // per_frame)
+    if chunk >= time_chunk > 1:
+        chunk -= chunk % time_chunk
+    return int(min(chunk, frames))

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from stochlift.config import RunConfig, save_config
+from stochlift.config import ModelConfig, RunConfig, save_config
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.well import WellSource, is_well_path
 from stochlift.errors import StochliftError
 from stochlift.io import write_json
 from stochlift.lifting import distributed
@@ -114,8 +115,14 @@ def open_source(config: RunConfig, ctx: distributed.DistContext | None = None) -
     """
     if not config.data.path:
         raise StochliftError("no training data: pass --data FILE (or set data.path in the config)")
+    if is_well_path(config.data.path):  # The Well's HDF5 files, read as they are (stochlift.data.well)
+        well, ctx = WellSource(config.data.path, config.data.split), ctx or distributed.DistContext()
+        found = well.find_nonfinite(CHECK_BYTES, part=ctx.rank, parts=ctx.world_size)
+        if ctx.any(found is not None):
+            raise StochliftError(found or f"{config.data.path}: NaN or Inf in the data (found by another rank)")
+        return well, well.periodic
     file = TrajectoryFile(config.data.path)
-    source = FileSource(file, config.data.split)
+    source = FileSource(file, config.data.split, limit=config.data.trajectories)
     _check_finite(file, config.data.split, ctx or distributed.DistContext())
     return source, file.meta.periodic
 
@@ -149,7 +156,18 @@ def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConf
         model.options.setdefault("periodic", periodic)
     if model.output == "residual" and model.residual_scale is None:
         model.residual_scale = pairs.increment_scale(seed=config.train.seed)
+    if model.method == "ardm" and model.frame_scale is None:
+        model.frame_scale = pairs.frame_scale(seed=config.train.seed)
+    if model.method == "ardm" and model.clip_denoised is None:
+        model.clip_denoised = ardm_clip_bound(model, pairs, config.train.seed)
     return config
+
+
+def ardm_clip_bound(model: ModelConfig, pairs: PairSet, seed: int) -> float:
+    """The largest |z| of the quantity an ARDM diffuses (normalised increment or frame) in the training data."""
+    if model.output == "residual":
+        return pairs.largest(lambda w, t: (t - w[:, -1]) / model.residual_scale, seed=seed)
+    return pairs.largest(lambda w, t: t / model.frame_scale, seed=seed)
 
 
 def _check_resume(run_dir: Path, config: RunConfig) -> tuple[dict, TrainingState, list]:
@@ -244,6 +262,10 @@ def _train(
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
+        if hasattr(source, "normalization"):  # The Well's files: what the model sees, for sampling to undo
+            from stochlift.lifting.well_sampling import NORMALIZATION_FILE
+
+            write_json(run_dir / NORMALIZATION_FILE, source.normalization())
 
     last = min(t.steps, stop_after) if stop_after is not None else t.steps
     batches = step_loader(
@@ -258,12 +280,14 @@ def _train(
     noise_std = float(t.input_noise * model.residual_scale)
     model.train()
     for step, item in zip(bar, batches):
-        index = batch_indices(pairs.n_pairs, t.batch_size, t.seed, step)[rows]  # the same global batch on every rank
+        global_index = batch_indices(pairs.n_pairs, t.batch_size, t.seed, step)  # the same on every rank
+        index = global_index[rows]
         if not np.array_equal(index, item["index"].numpy()):
             raise StochliftError(f"the data loader handed out step {int(item['step'])} for step {step}")
         window, target = item["window"], item["target"]
         noise = perturbation(window, noise_std, t.seed, step, rows=rows, global_batch=t.batch_size) if t.input_noise else None
-        xi = labels[torch.from_numpy(index)] if config.model.label_dim else None
+        xi = model.step_inputs(labels, global_index, t.seed, step)  # fixed labels (an ARDM: fresh noise)
+        xi = xi[rows] if xi is not None else None
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         optimizer.zero_grad(set_to_none=True)
@@ -327,7 +351,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[LiftedModel, RunConfig, Trajec
         raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); train one with `stochlift train`")
     tensors, state, _ = read_checkpoint(run_dir / CHECKPOINT_NAME)
     config = RunConfig.from_dict(state.config)
-    data = TrajectoryFile(config.data.path) if config.data.path and Path(config.data.path).is_file() else None
+    path = config.data.path
+    data = TrajectoryFile(path) if path and Path(path).is_file() and not is_well_path(path) else None
     model = build_model(config.model)
     has_ema = any(k.startswith("ema.") for k in tensors)
     load_weights(model, tensors, prefix="ema." if has_ema else "model.")

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.io import write_json
 from stochlift.metrics.physics import PhysicsEvaluator, PhysicsMetrics
 from stochlift.metrics.quantities import CornerBreakthrough, RingCrossing
+
+if TYPE_CHECKING:
+    from stochlift.metrics.video import VideoMetrics
+
+VIDEO_PROBLEM = "video"  # as stochlift.data.video.VIDEO_PROBLEM; video files get FVD / PSNR / SSIM
 
 # Problems whose quantities of interest are the physics ones (mass, crossing time).
 PHYSICS_PROBLEMS = ("wave", "flow", "generic")
@@ -50,20 +55,31 @@ def evaluate_files(
     *,
     reference_split: str | None = None,
     generated_split: str | None = None,
-) -> tuple[dict[str, Any], PhysicsMetrics]:
+    video_options: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], PhysicsMetrics | VideoMetrics]:
     """Compare two trajectory files in distribution; write metrics JSON to `out` if given.
 
     The reference's split defaults to 'test', the generated file's to its only split. The metrics are
-    chosen from the reference file's `problem` attribute.
+    chosen from the reference file's `problem` attribute; "video" files get FVD / PSNR / SSIM, with
+    `video_options` passed to `stochlift.metrics.video.evaluate_video_files` (i3d_weights, clip_frames, ...).
     """
     ref, gen = TrajectoryFile(reference), TrajectoryFile(generated)
     ref_split = reference_split or ref.default_split("test")
     gen_split = generated_split or gen.default_split("generated")
     if ref.meta.problem != gen.meta.problem:
         raise StochliftError(f"reference is a {ref.meta.problem!r} file but generated is {gen.meta.problem!r}")
-    if ref.meta.problem not in PHYSICS_PROBLEMS:
-        raise StochliftError(f"no metrics for problem {ref.meta.problem!r} yet; known: {list(PHYSICS_PROBLEMS)}")
-    metrics = evaluate_physics_files(ref, gen, reference_split=ref_split, generated_split=gen_split)
+    metrics: PhysicsMetrics | VideoMetrics
+    if ref.meta.problem == VIDEO_PROBLEM:
+        # imports torch, so only for video files
+        from stochlift.metrics.video import evaluate_video_files
+
+        metrics = evaluate_video_files(ref, gen, reference_split=ref_split, generated_split=gen_split,
+                                       **(video_options or {}))
+    elif ref.meta.problem in PHYSICS_PROBLEMS:
+        metrics = evaluate_physics_files(ref, gen, reference_split=ref_split, generated_split=gen_split)
+    else:
+        known = [*PHYSICS_PROBLEMS, VIDEO_PROBLEM]
+        raise StochliftError(f"no metrics for problem {ref.meta.problem!r} yet; known: {known}")
     report = {
         "problem": ref.meta.problem,
         "reference": str(Path(reference)),

@@ -48,6 +48,12 @@ def mass(frames: ArrayLike) -> np.ndarray:
     return np.abs(arr).mean(axis=(2, 3, 4), dtype=np.float64)
 
 
+def frame_mass(frames: ArrayLike) -> np.ndarray:
+    """The same mass for loose frames [n, C, H, W] (no time axis): [n] (float64)."""
+    arr = np.asarray(frames)
+    return np.abs(arr).reshape(len(arr), -1).mean(axis=1, dtype=np.float64)
+
+
 def ring_mask(height: int, width: int, ring_width: int = 1) -> np.ndarray:
     """Boolean [H, W] mask of the outer ring of `ring_width` pixels (the region B of the crossing time)."""
     if ring_width < 1:

@@ -8,6 +8,8 @@ there is no modulation at all and the network is a plain deterministic regressor
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -59,21 +61,36 @@ def _conv3(c_in: int, c_out: int, padding_mode: str, stride: int = 1) -> nn.Conv
     return Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode=padding_mode)
 
 
+def sinusoidal(t: torch.Tensor, width: int) -> torch.Tensor:
+    """Transformer-style sin/cos features of a diffusion step t [B, 1] -> [B, width]."""
+    half = width // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=t.dtype) / half)
+    angles = t * freqs
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
 class LabelEmbedding(nn.Module):
     """xi in R^d -> R^width: two dense layers with GELU (the paper's replacement of the time embedding),
-    or one linear layer, which keeps the modulation close to affine in xi (Appendix B's interpolant)."""
+    or one linear layer, which keeps the modulation close to affine in xi (Appendix B's interpolant).
+    Kind "sinusoidal" is the diffusion-time embedding the lifting label replaces (for the ARDM baseline):
+    sin/cos features of the step t (d = 1), then the two GELU layers."""
 
     def __init__(self, label_dim: int, width: int, kind: str = "mlp") -> None:
         super().__init__()
-        if kind == "mlp":
+        self.kind, self.width = kind, width
+        if kind == "sinusoidal":
+            if label_dim != 1:
+                raise ValueError(f"a sinusoidal time embedding takes one number per sample, not {label_dim}")
+            self.net = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
+        elif kind == "mlp":
             self.net = nn.Sequential(nn.Linear(label_dim, width), nn.GELU(), nn.Linear(width, width), nn.GELU())
         elif kind == "linear":
             self.net = nn.Linear(label_dim, width)
         else:
-            raise ValueError(f"label embedding must be 'mlp' or 'linear', got {kind!r}")
+            raise ValueError(f"label embedding must be 'mlp', 'linear' or 'sinusoidal', got {kind!r}")
 
     def forward(self, xi: torch.Tensor) -> torch.Tensor:
-        return self.net(xi)
+        return self.net(sinusoidal(xi, self.width) if self.kind == "sinusoidal" else xi)
 
 
 class FiLMResBlock(nn.Module):
@@ -109,7 +126,8 @@ class UNet(nn.Module):
         blocks_per_level: residual blocks per level on the way down (and up).
         mid_blocks: residual blocks at the coarsest level.
         embed_width: width of the label embedding.
-        label_embedding: "mlp" (two GELU layers, the paper's) or "linear" (one linear layer).
+        label_embedding: "mlp" (two GELU layers, the paper's), "linear" (one linear layer), or
+            "sinusoidal" (a diffusion-time embedding, label_dim 1: the ARDM baseline's).
         groups: GroupNorm groups.
         periodic: circular padding in every convolution (periodic domains).
     """

@@ -1,0 +1,112 @@
+"""Sampling from a run trained on The Well's files (stochlift.data.well), used by rollout.sample_to_file.
+
+The model saw normalised values, (value - mean) / std per channel. Sampling normalises the initial frames
+the same way, rolls out, and de-normalises the generated frames to physical units before writing them in
+our trajectory format (the channel names as field names). The normalisation is the run's record
+(RUN/well_normalization.json, written by `stochlift train`), else what the data set says now (its
+stats.yaml); the generated file records it in its `well_normalization` parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from stochlift.config import RunConfig
+from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta
+from stochlift.data.well import WellSource, dataset_root, is_well_path, resolve_files
+from stochlift.errors import StochliftError
+from stochlift.lifting.train import load_run
+
+NORMALIZATION_FILE = "well_normalization.json"
+
+
+def run_data_path(run_dir: str | os.PathLike) -> str | None:
+    """data.path of a run, from its config.yaml (None when there is none)."""
+    path = Path(run_dir) / "config.yaml"
+    try:
+        raw = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except yaml.YAMLError:
+        return None
+    return ((raw or {}).get("data") or {}).get("path") if isinstance(raw, dict) else None
+
+
+def run_normalization(run_dir: str | os.PathLike, config: RunConfig) -> dict[str, Any]:
+    path = Path(run_dir) / NORMALIZATION_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    return WellSource(config.data.path, config.data.split).normalization()
+
+
+def _initial_source(config: RunConfig, initial: str | os.PathLike | None, split: str | None) -> Any:
+    """Where initial frames come from: --initial (a Well path or our file), else the run's data set, its
+    test split when it has one (like our own files), else the training files."""
+    if initial is not None:
+        if is_well_path(initial):
+            return WellSource(initial, split or "test", normalize=False)
+        return TrajectoryFile(initial)
+    _, directory = resolve_files(config.data.path, config.data.split)
+    root = dataset_root(directory)
+    if (root / "data").is_dir():
+        for name in ([split] if split else ["test"]):
+            if (root / "data" / name).is_dir():
+                return WellSource(root / "data" / name, normalize=False)
+        if split:
+            raise StochliftError(f"the run's data set {root} has no split {split!r} (no data/{split}/)")
+    return WellSource(config.data.path, config.data.split, normalize=False)
+
+
+@dataclass
+class WellStart:
+    """Everything sample_to_file needs from a Well-trained run."""
+
+    model: Any
+    config: RunConfig
+    meta: TrajectoryMeta  # of the output: physical units, channel names, the data's grid
+    frames: np.ndarray  # [n, k, C, H, W] initial frames, normalised as in training
+    mean: np.ndarray
+    std: np.ndarray
+
+    def denormalize(self, batch: np.ndarray) -> np.ndarray:
+        return (batch * self.std[:, None, None] + self.mean[:, None, None]).astype(np.float32)
+
+
+def well_start(run_dir: str | os.PathLike, n: int, *, initial: str | os.PathLike | None = None,
+               split: str | None = None, count: int = 1) -> WellStart | None:
+    """The model, normalised initial frames and output metadata of a run trained on The Well's files;
+    None for any other run."""
+    if not (Path(run_dir) / NORMALIZATION_FILE).is_file() and not is_well_path(run_data_path(run_dir)):
+        return None
+    model, config, _ = load_run(run_dir)
+    record = run_normalization(run_dir, config)
+    mean, std = (np.asarray(record[k], dtype=np.float32) for k in ("mean", "std"))
+    source = _initial_source(config, initial, split)
+    if isinstance(source, WellSource):
+        channels, total, meta = list(source.channels), source.frames, source.meta()
+    else:
+        channels, total, meta = list(source.meta.field_names), source.meta.frames, source.meta
+    if channels != list(record["channels"]):
+        raise StochliftError(f"initial frames have channels {channels}; the run was trained on {record['channels']}")
+    if not 1 <= count <= total:
+        raise StochliftError(f"initial frames must be between 1 and {total}, got {count}")
+    if isinstance(source, WellSource):
+        rows = min(n, source.n_trajectories)
+        raw = np.stack([source.read_raw(i, 0, count) for i in range(rows)])
+    else:
+        part = split or source.default_split()
+        scales = np.array([source.meta.field_scales.get(c, 1.0) for c in channels], np.float32)[:, None, None]
+        raw = source.read(part, slice(0, min(n, source.splits[part])), slice(0, count)) * scales
+        source.close()
+    frames = ((raw - mean[:, None, None]) / std[:, None, None]).astype(np.float32)[np.arange(n) % len(raw)]
+    meta = TrajectoryMeta(
+        dataset_name=meta.dataset_name, problem=meta.problem, field_names=tuple(channels), time=meta.time, x=meta.x,
+        y=meta.y, periodic=meta.periodic,
+        parameters={**meta.parameters, "well_normalization": record, "well_denormalized": True},
+    )
+    return WellStart(model, config, meta, frames, mean, std)

@@ -1,0 +1,129 @@
+"""The experiment runner on tiny settings, and the pure computations behind its experiments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import stochlift.experiments as experiments
+from stochlift.baselines.interpolant import ExplicitInterpolant
+from stochlift.errors import StochliftError
+from stochlift.experiments.lipschitz import minimal_lipschitz
+from stochlift.experiments.nearest_neighbour import novelty_ratios
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+COMMON = {
+    "data_preset": "quick",
+    "data_shrink": {"trajectories": 10, "frames": 6, "size": 16},
+    "base": "{problem}-quick",
+    "train_overrides": ["train.steps=3", "train.batch_size=4", "train.log_every=1",
+                        "model.options={depths: [8, 16], mid_blocks: 1, embed_width: 16, groups: 4}"],
+    "trajectories": 4,
+}
+SMOKE = {
+    "table1": {**COMMON, "problems": ["wave", "flow"], "sl_overrides": ["model.label_dim=8"], "ardm_steps": [2, 3],
+               "ardm_overrides": ["model.method=ardm", "model.label_dim=0", "model.loss=huber", "train.input_noise=0"],
+               "timing": {"batch": 2, "frames": 1}},
+    "figure3": {"models_from": "table1", "shown_models": ["SL", "ARDM S=3"]},
+    "label_dim": {**COMMON, "problem": "wave", "label_dims": [0, 8, 16]},
+    "no_conditioning": {**COMMON, "problems": ["wave"], "sl_overrides": ["model.label_dim=8"], "shown": 2},
+    "nearest_neighbour": {**COMMON, "problems": ["wave"], "sl_overrides": ["model.label_dim=8"]},
+    "lipschitz": {**COMMON, "problems": ["wave"], "label_dims": [0, 2, 64], "seeds": [0, 1]},
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every experiment once at a 'smoke' scale (settings above), sharing one workspace."""
+    configs = tmp_path_factory.mktemp("experiments")
+    for name, settings in SMOKE.items():
+        (configs / f"{name}.yaml").write_text(yaml.safe_dump({"description": f"{name} smoke", "smoke": settings}))
+    out = tmp_path_factory.mktemp("results")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(experiments, "EXPERIMENT_DIR", configs)
+    try:
+        for name in SMOKE:
+            experiments.run_experiment(name, scale="smoke", out=out, progress=False, command=f"test {name}")
+    finally:
+        patch.undo()
+    return out / "smoke"
+
+
+@pytest.mark.parametrize("name", list(SMOKE))
+def test_every_experiment_writes_its_results_folder(smoke_results: Path, name: str) -> None:
+    folder = smoke_results / name
+    saved = json.loads((folder / "results.json").read_text())
+    text = (folder / "results.md").read_text()
+    assert saved["experiment"] == name and saved["command"] == f"test {name}" and saved["machine"]["cpu"]
+    assert text.startswith(f"# Experiment `{name}`") and "| " in text
+    for figure in saved["figures"]:
+        assert (folder / figure).stat().st_size > 1000 and f"]({figure})" in text
+
+
+def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
+    numbers = json.loads((smoke_results / "table1" / "results.json").read_text())["numbers"]
+    for problem in ("wave", "flow"):
+        rows = numbers[problem]
+        assert [r["model"] for r in rows] == ["SL", "ARDM S=2", "ARDM S=3"]
+        assert [r["network_calls_per_frame"] for r in rows] == [1, 2, 3]
+        assert all(np.isfinite(r["wct"]) and r["seconds_per_frame"] > 0 for r in rows)
+        assert rows[0]["time_over_sl"] == 1.0
+    # figure3 reuses table1's samples: the same WCT for the same model
+    figure3 = json.loads((smoke_results / "figure3" / "results.json").read_text())["numbers"]
+    assert figure3["wave"]["SL"]["wct"] == numbers["wave"][0]["wct"]
+
+
+def test_runs_are_shared_and_a_second_run_reuses_everything(smoke_results: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = sorted(p.name for p in (smoke_results / "_work" / "runs" / "wave").iterdir() if p.is_dir())
+    lifted = [name for name in runs if name.startswith("sl-") and not name.startswith("sl-direct-")]
+    # table1's SL, no_conditioning's rollout, nearest_neighbour's model and label_dim's d = 8 are one run
+    assert len(lifted) == 3, runs  # d = 0, 8 and 16
+    configs = smoke_results.parent / "configs-again"
+    configs.mkdir()
+    (configs / "nearest_neighbour.yaml").write_text(yaml.safe_dump({"smoke": SMOKE["nearest_neighbour"]}))
+    monkeypatch.setattr(experiments, "EXPERIMENT_DIR", configs)
+    folder = experiments.run_experiment("nearest_neighbour", scale="smoke", out=smoke_results.parent, progress=False)
+    assert "everything reused" in (folder / "results.md").read_text()
+
+
+def test_unknown_experiment_and_scale_are_user_errors(run_cli_inprocess) -> None:
+    bad = run_cli_inprocess("experiment", "table9")
+    assert bad.returncode == 2 and "unknown experiment 'table9'" in bad.stderr and "table1" in bad.stderr
+    with pytest.raises(StochliftError, match="no scale 'huge'"):
+        experiments.load_settings("table1", "huge")
+
+
+def test_minimal_lipschitz_constant_by_hand() -> None:
+    # two trajectories, two frames, 1-D states: x_0 = (0, 1), x_1 = (0, 3): L = |3 - 0| / |1 - 0| = 3
+    trajectories = np.array([[[0.0], [0.0]], [[1.0], [3.0]]])
+    assert minimal_lipschitz(trajectories, None) == (pytest.approx(3.0), 0)
+    labels = np.array([[[0.0]], [[np.sqrt(8.0)]]])  # label distance sqrt(8): L = 3 / sqrt(1 + 8) = 1
+    assert minimal_lipschitz(trajectories, labels)[0] == pytest.approx(1.0)
+    same_start = np.array([[[0.0], [1.0]], [[0.0], [2.0]]])  # one x_0, two x_1: no function fits without labels
+    assert minimal_lipschitz(same_start, None)[0] == float("inf")
+
+
+def test_novelty_ratio_is_zero_for_a_copy_and_about_one_for_a_fresh_sample() -> None:
+    rng = np.random.default_rng(0)
+    train = rng.standard_normal((200, 3, 8))
+    copies = train[:5] + 1e-9
+    fresh = rng.standard_normal((50, 3, 8))
+    assert novelty_ratios(copies, train)[0].max() < 1e-6
+    assert 0.7 < np.median(novelty_ratios(fresh, train)[0]) < 1.5
+
+
+def test_explicit_interpolant_interpolates_and_is_affine_in_the_label() -> None:
+    rng = np.random.default_rng(1)
+    targets, labels = rng.standard_normal((6, 10)), rng.standard_normal((6, 32))
+    f = ExplicitInterpolant(targets, labels)
+    assert f.interpolates and np.allclose(f(labels), targets)
+    a, b = rng.standard_normal((2, 32))
+    assert np.allclose(f(a + 2 * b) - f(np.zeros(32)), (f(a) - f(np.zeros(32))) + 2 * (f(b) - f(np.zeros(32))))
+    assert np.allclose(f(np.zeros((1, 32))), targets.mean(0))
+    assert not ExplicitInterpolant(targets, labels[:, :3]).interpolates
