@@ -4,6 +4,7 @@ interpolant shows what an ideal affine-in-xi interpolant generates at each d for
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,6 @@ def training_set_loss(run: Path) -> dict[str, float]:
 
 def final_loss(run: Path, tail: int = 4) -> float:
     """Mean of the last `tail` logged training losses (each already a mean over log_every steps)."""
-    import json
-
     history = json.loads((run / "train_log.json").read_text())["history"]
     return float(np.mean([h["loss"] for h in history[-tail:]]))
 

@@ -58,7 +58,7 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
                 raw.append(minimal_lipschitz(train, labels)[0])
                 sphere = labels / np.linalg.norm(labels, axis=2, keepdims=True) if d else None
                 normalised.append(minimal_lipschitz(unit, sphere)[0])
-            rows.append({"label_dim": d, "L": float(np.mean(raw)), "L_spread": float(np.ptp(raw)),
+            rows.append({"label_dim": d, "L": float(np.mean(raw)), "L_spread": float(np.ptp(raw)) if d else 0.0,
                          "L_normalised": float(np.mean(normalised)), "seeds": len(raw)})
         numbers[problem] = rows
         finite = [r for r in rows if np.isfinite(r["L"])]

@@ -16,7 +16,11 @@ import numpy as np
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.experiments import ExperimentResult, load_settings
 from stochlift.experiments.workspace import Workspace, model_config
-from stochlift.plots_experiments import save_crossing_histograms, save_rollout_rows, save_table1_plot
+from stochlift.plots_experiments import (
+    save_crossing_histograms,
+    save_rollout_rows,
+    save_table1_plot,
+)
 
 # the paper's Table 1 (512 samples, its own data sizes and normalisation): WCT and WIM per model
 PAPER_TABLE1 = {

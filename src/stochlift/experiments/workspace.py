@@ -112,7 +112,9 @@ class Workspace:
         path = self.root / "timings" / problem / f"{run_dir.name}-b{batch}-f{frames}.json"
         if path.is_file():
             return json.loads(path.read_text())
-        from stochlift.bench import time_rollout  # bench pulls in the device probes; only needed here
+        from stochlift.bench import (
+            time_rollout,  # bench pulls in the device probes; only needed here
+        )
 
         model, config, _ = load_run(run_dir)
         engine = FastRollout(model, tuple(config.model.frame_shape))
