@@ -54,23 +54,21 @@ class ModelConfig:
     def validate(self) -> None:
         if self.method not in ("lifting", "ardm"):
             raise StochliftError(f"model.method must be 'lifting' or 'ardm', got {self.method!r}")
+        if self.window < 1:
+            raise StochliftError(f"model.window must be >= 1, got {self.window}")
+        if self.output not in ("residual", "direct"):
+            raise StochliftError(f"model.output must be 'residual' or 'direct', got {self.output!r}")
         if self.method == "ardm":
             self._validate_ardm()
             return
-        if self.window < 1:
-            raise StochliftError(f"model.window must be >= 1, got {self.window}")
         if self.label_dim < 0:
             raise StochliftError(f"model.label_dim must be >= 0, got {self.label_dim}")
-        if self.output not in ("residual", "direct"):
-            raise StochliftError(f"model.output must be 'residual' or 'direct', got {self.output!r}")
         if self.loss not in ("l2", "bce"):
             raise StochliftError(f"model.loss must be 'l2' or 'bce', got {self.loss!r}")
         if self.loss == "bce" and self.output != "direct":
             raise StochliftError("model.loss 'bce' predicts probabilities directly: set model.output to 'direct'")
 
     def _validate_ardm(self) -> None:
-        if self.window < 1:
-            raise StochliftError(f"model.window must be >= 1, got {self.window}")
         if self.label_dim != 0:
             raise StochliftError("an ARDM has no lifting label: set model.label_dim=0")
         if self.diffusion_steps < 1:
@@ -79,8 +77,6 @@ class ModelConfig:
             raise StochliftError(f"model.conditioning must be 'clean' or 'noisy', got {self.conditioning!r}")
         if self.loss not in ("huber", "l2"):
             raise StochliftError(f"an ARDM's model.loss must be 'huber' or 'l2' (on the noise), got {self.loss!r}")
-        if self.output not in ("residual", "direct"):
-            raise StochliftError(f"model.output must be 'residual' or 'direct', got {self.output!r}")
 
 
 @dataclass

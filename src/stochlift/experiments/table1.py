@@ -103,7 +103,7 @@ def _findings(results: dict[str, list[dict[str, Any]]]) -> list[str]:
     findings = []
     for problem, rows in results.items():
         sl = rows[0]
-        ardm = [r for r in rows[1:]]
+        ardm = rows[1:]
         last = max(ardm, key=lambda r: r["network_calls_per_frame"]) if ardm else None
         if last is None:
             continue
