@@ -77,7 +77,7 @@ def test_periodic_unet_commutes_with_shifts():
     torch.testing.assert_close(shifted, torch.roll(net(x, xi), shifts=(4, -6), dims=(2, 3)), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("output,loss", [("residual", "l2"), ("direct", "l2"), ("direct", "bce")])
+@pytest.mark.parametrize("output,loss", [("residual", "l2"), ("second_order", "l2"), ("direct", "l2"), ("direct", "bce")])
 def test_lifted_model_output_and_loss(output, loss):
     config = ModelConfig(backbone="unet", window=2, label_dim=3, output=output, loss=loss, residual_scale=0.5,
                          frame_shape=[1, 8, 8], options=dict(TINY_UNET))
@@ -86,19 +86,31 @@ def test_lifted_model_output_and_loss(output, loss):
     prediction = model(window, xi)
     assert prediction.shape == (4, 1, 8, 8)
     raw = model.backbone(window.flatten(1, 2), xi)
-    expected = {"residual": window[:, -1] + 0.5 * raw, "direct": raw}[output] if loss == "l2" else torch.sigmoid(raw)
+    expected = {"residual": window[:, -1] + 0.5 * raw, "second_order": 2 * window[:, -1] - window[:, 0] + 0.5 * raw,
+                "direct": raw}[output] if loss == "l2" else torch.sigmoid(raw)
     torch.testing.assert_close(prediction, expected)
     target = torch.rand(4, 1, 8, 8)
     value = model.loss(window, xi, target)
     assert value.ndim == 0 and torch.isfinite(value)
     if loss == "l2":  # the L2 loss in units of the residual scale for residual outputs
-        scale = 0.5 if output == "residual" else 1.0
+        scale = 1.0 if output == "direct" else 0.5
         torch.testing.assert_close(value, ((prediction - target) ** 2).mean() / scale**2)
 
 
 def test_bce_needs_direct_output():
     with pytest.raises(StochliftError, match="direct"):
         ModelConfig(loss="bce", output="residual").validate()
+
+
+def test_second_order_output_needs_two_frames_and_scales_by_the_second_difference():
+    with pytest.raises(StochliftError, match="window must be >= 2"):
+        ModelConfig(window=1, output="second_order").validate()
+    # x_t = t^2 / 2 on every pixel: second differences are all 1, first differences grow with t
+    data = (0.5 * np.arange(6, dtype=np.float32) ** 2)[None, :, None].repeat(2, axis=0)
+    pairs = PairSet(ArraySource(data), window=2)
+    # the first pair's history is padded with frame 0 (x_-1 = x_0), so its second difference is x_1 - x_0 = 0.5
+    assert pairs.increment_scale("second_order") == pytest.approx(np.std([0.5, 1, 1, 1, 1] * 2, ddof=1), rel=1e-5)
+    assert pairs.increment_scale("residual") > 1.0
 
 
 class CountingModel(torch.nn.Module):
@@ -169,3 +181,37 @@ def test_data_trajectories_trains_on_the_first_n_only(tiny_data) -> None:
     assert PairSet(limited, 2).n_pairs == 2 * (file.meta.frames - 1)
     with pytest.raises(StochliftError, match="data.trajectories"):
         apply_overrides(load_config(None), ["data.trajectories=0"])
+
+
+def test_smooth_input_noise_has_unit_variance_and_the_asked_correlation_length():
+    from stochlift.lifting.train import perturbation, smooth_field
+
+    white = torch.randn(4000, 1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    smooth = smooth_field(white, 2.0)
+    assert smooth.std().item() == pytest.approx(1.0, abs=0.02)
+    # a Gaussian filter of std l gives the correlation exp(-r^2 / (4 l^2)) at a distance of r pixels
+    for r in (1, 2, 4):
+        correlation = (smooth * torch.roll(smooth, r, dims=-1)).mean().item()
+        assert correlation == pytest.approx(np.exp(-(r**2) / 16), abs=0.03)
+    assert torch.equal(smooth_field(white, 0.0), white)
+    window = torch.zeros(3, 2, 1, 16, 16)
+    noise = perturbation(window, 0.5, seed=0, step=7, length=2.0)
+    assert torch.equal(noise[:, 0], noise[:, 1])  # one field per sample, the same on every frame
+    assert torch.equal(noise, perturbation(window, 0.5, seed=0, step=7, length=2.0))
+    with pytest.raises(StochliftError, match="input_noise_length"):
+        apply_overrides(load_config(None), ["train.input_noise_length=-1"]).validate()
+
+
+def test_first_step_pairs_can_be_drawn_more_often_and_uniform_stays_unchanged():
+    from stochlift.lifting.loader import StepBatches
+
+    pairs = PairSet(ArraySource(np.zeros((4, 11, 2), np.float32)), window=2)  # 4 x 10 pairs, 4 of them first-step
+    uniform = StepBatches(pairs, batch_size=64, seed=3, steps=10)
+    assert uniform.weights is None and np.array_equal(uniform.global_batch(5), batch_indices(40, 64, 3, 5))
+    weighted = StepBatches(pairs, batch_size=64, seed=3, steps=10, first_step_weight=9.0)
+    drawn = np.concatenate([weighted.global_batch(step) for step in range(200)])
+    share = np.mean(pairs.target_frames(drawn) == 1)
+    assert share == pytest.approx(4 * 9 / (4 * 9 + 36), abs=0.03)  # 0.5 instead of 0.1
+    assert np.array_equal(weighted.global_batch(7), weighted.global_batch(7))  # a function of (seed, step)
+    with pytest.raises(StochliftError, match="first_step_weight"):
+        apply_overrides(load_config(None), ["train.first_step_weight=0"]).validate()

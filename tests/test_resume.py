@@ -16,10 +16,10 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-import stochlift.lifting.train as train_module
 from conftest import cli_command, cli_env, run_cli_subprocess, tiny_config
 from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from stochlift.lifting.loader import StepBatches
 from stochlift.lifting.train import load_run, train
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
@@ -97,17 +97,17 @@ def test_crash_between_checkpoints_and_resume_matches(
     """A crash at step 7 loses steps 5-7; the resume redoes them from the step-4 checkpoint, exactly."""
     config = tiny_config(tiny_data, *RESUME_OVERRIDES)
     run = tmp_path / "run"
-    real = train_module.batch_indices
+    real = StepBatches.global_batch
 
-    def crashing(n_pairs, batch_size, seed, step):
+    def crashing(self, step):
         if step == 7:
             raise KeyboardInterrupt
-        return real(n_pairs, batch_size, seed, step)
+        return real(self, step)
 
-    monkeypatch.setattr(train_module, "batch_indices", crashing)
+    monkeypatch.setattr(StepBatches, "global_batch", crashing)
     with pytest.raises(KeyboardInterrupt):
         train(config, run, progress=False)
-    monkeypatch.setattr(train_module, "batch_indices", real)
+    monkeypatch.setattr(StepBatches, "global_batch", real)
     _, state, _ = read_checkpoint(run / CHECKPOINT_NAME)
     assert state.step == 4
     train(config, run, resume=True, progress=False)

@@ -18,6 +18,7 @@ import yaml
 
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
+from stochlift.lifting.outputs import OUTPUTS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -37,9 +38,11 @@ class ModelConfig:
     backbone: str = "unet"  # a name in stochlift.models.BACKBONES
     window: int = 3  # Markov window m: frames of history stacked as channels
     label_dim: int = 64  # d; 0 gives the deterministic (mean-collapse) regressor
-    output: str = "residual"  # "residual": x_t + s * R(x, xi) (Corollary 1), or "direct": x_{t+1}
+    # "residual": x_t + s * R(x, xi) (Corollary 1); "second_order": 2 x_t - x_{t-1} + s * R (waves);
+    # "direct": x_{t+1} (see stochlift.lifting.outputs)
+    output: str = "residual"
     loss: str = "l2"  # "l2", or "bce" (sigmoid output, for data in [0, 1]); ARDM: "huber" or "l2" on the noise
-    residual_scale: float | None = None  # s; None = std of x_{t+1} - x_t measured on the training data
+    residual_scale: float | None = None  # s; None = std of (x_{t+1} - anchor) measured on the training data
     frame_shape: list[int] | None = None  # shape of one frame ([C, H, W] or [D]); None = taken from the data
     options: dict[str, Any] = field(default_factory=dict)  # backbone keyword arguments
     # ARDM only: diffusion steps S (network calls per frame), "clean" or "noisy" (diffused) conditioning,
@@ -56,8 +59,10 @@ class ModelConfig:
             raise StochliftError(f"model.method must be 'lifting' or 'ardm', got {self.method!r}")
         if self.window < 1:
             raise StochliftError(f"model.window must be >= 1, got {self.window}")
-        if self.output not in ("residual", "direct"):
-            raise StochliftError(f"model.output must be 'residual' or 'direct', got {self.output!r}")
+        if self.output not in OUTPUTS:
+            raise StochliftError(f"model.output must be one of {list(OUTPUTS)}, got {self.output!r}")
+        if self.output == "second_order" and self.window < 2:
+            raise StochliftError("model.output 'second_order' extrapolates from two frames: model.window must be >= 2")
         if self.method == "ardm":
             self._validate_ardm()
             return
@@ -92,6 +97,12 @@ class TrainConfig:
     # std of Gaussian noise added to the input window (one field, the same on every frame), in units of
     # model.residual_scale; the target stays clean, so the model learns to pull perturbed states back
     input_noise: float = 0.0
+    # correlation length of that noise in pixels (Gaussian filter; 0 = white). Rollout errors of waves pile
+    # up in the smooth, large-scale modes, which white noise hardly touches
+    input_noise_length: float = 0.0
+    # the pairs x_0 -> x_1 are drawn this many times as often as the others (1 = uniform): from a shared
+    # initial condition they are the one-to-many pairs that carry all the spread
+    first_step_weight: float = 1.0
     # pushforward training: the last `unroll` frames of each input window are the model's own predictions
     # (no gradient, each pair's own label) instead of the data, so it learns to correct its rollout errors
     unroll: int = 0
@@ -120,8 +131,11 @@ class TrainConfig:
             raise StochliftError(f"train.lr must be > 0, got {self.lr}")
         if self.unroll < 0:
             raise StochliftError(f"train.unroll must be >= 0, got {self.unroll}")
-        if self.input_noise < 0:
-            raise StochliftError(f"train.input_noise must be >= 0, got {self.input_noise}")
+        if self.first_step_weight <= 0:
+            raise StochliftError(f"train.first_step_weight must be > 0, got {self.first_step_weight}")
+        if self.input_noise < 0 or self.input_noise_length < 0:
+            raise StochliftError(f"train.input_noise and train.input_noise_length must be >= 0, got "
+                                 f"{self.input_noise} and {self.input_noise_length}")
         if not 0 <= self.ema_decay < 1:
             raise StochliftError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.schedule not in ("cosine", "constant"):

@@ -7,7 +7,7 @@ The backbone is the lifting U-Net with a sinusoidal embedding of the diffusion s
 model embeds its label, so the two methods differ only in how the randomness enters.
 
 The model diffuses the same quantity the lifted model regresses: the normalised increment
-(x_{t+1} - x_t) / s with output "residual", or x_{t+1} / frame_scale with output "direct". The condition
+(x_{t+1} - x_t) / s with output "residual" (or its second-order form), or x_{t+1} / frame_scale with output "direct". The condition
 window is divided by frame_scale (the std of the training frames) so it enters at the noise's scale.
 Conditioning "clean" passes the window as is; "noisy" diffuses it with the same forward process. Each
 reverse step clips its clean estimate to the training data's range (DDPM's clip_denoised; see the sampler).
@@ -23,6 +23,7 @@ from stochlift.baselines.sampler import DDPMSampler
 from stochlift.baselines.schedule import LinearBetaSchedule
 from stochlift.config import ModelConfig
 from stochlift.lifting.labels import stream_seed
+from stochlift.lifting.outputs import ANCHORED, anchor
 
 
 class ARDM(nn.Module):
@@ -60,13 +61,13 @@ class ARDM(nn.Module):
         return (window / self.frame_scale).flatten(1, 2)
 
     def _to_z(self, window: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
-        if self.output == "residual":
-            return (frame - window[:, -1]) / self.residual_scale
+        if self.output in ANCHORED:
+            return (frame - anchor(window, self.output)) / self.residual_scale
         return frame / self.frame_scale
 
     def _from_z(self, window: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        if self.output == "residual":
-            return window[:, -1] + self.residual_scale * z
+        if self.output in ANCHORED:
+            return anchor(window, self.output) + self.residual_scale * z
         return self.frame_scale * z
 
     def _eps(self, z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:

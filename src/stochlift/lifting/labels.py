@@ -28,6 +28,8 @@ def training_labels(n_pairs: int, label_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n_pairs, label_dim, generator=generator)
 
 
-def batch_indices(n_pairs: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-    """Training pairs of one step, uniform with replacement; a function of (seed, step) alone, so resume is exact."""
-    return np.random.default_rng(stream_seed(seed, "batches", step)).integers(0, n_pairs, batch_size)
+def batch_indices(n_pairs: int, batch_size: int, seed: int, step: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Training pairs of one step, with replacement, uniform or with probabilities `weights` (summing to 1);
+    a function of (seed, step) alone, so resume is exact."""
+    rng = np.random.default_rng(stream_seed(seed, "batches", step))
+    return rng.integers(0, n_pairs, batch_size) if weights is None else rng.choice(n_pairs, batch_size, p=weights)

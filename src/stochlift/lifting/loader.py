@@ -49,16 +49,21 @@ class StepBatches(Dataset):
 
     def __init__(
         self, pairs: PairSet, batch_size: int, seed: int, steps: int, *, rank: int = 0, world_size: int = 1,
-        unroll: int = 0,
+        unroll: int = 0, first_step_weight: float = 1.0,
     ) -> None:
         self.pairs, self.batch_size, self.seed, self.steps = pairs, batch_size, seed, steps
         self.rank, self.world_size, self.unroll = rank, world_size, unroll
+        self.weights = pairs.sampling_weights(first_step_weight)
+
+    def global_batch(self, step: int) -> np.ndarray:
+        """The pairs of a step's whole batch (every rank computes the same)."""
+        return batch_indices(self.pairs.n_pairs, self.batch_size, self.seed, step, self.weights)
 
     def __len__(self) -> int:
         return self.steps
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
-        index = shard(batch_indices(self.pairs.n_pairs, self.batch_size, self.seed, step), self.rank, self.world_size)
+        index = shard(self.global_batch(step), self.rank, self.world_size)
         window, target = read_pairs(self.pairs, index)
         item = {"step": torch.tensor(step), "index": torch.from_numpy(index), "window": window, "target": target}
         if self.unroll:  # the windows that pushforward rolls out from (see train.pushed_window)

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from stochlift.baselines.ardm import ARDM
 from stochlift.config import ModelConfig
 from stochlift.errors import StochliftError
+from stochlift.lifting.outputs import ANCHORED, anchor
 from stochlift.models import DEPTH_PRESETS, build_backbone
 
 
@@ -17,7 +18,8 @@ class LiftedModel(nn.Module):
     """Wraps a backbone that maps (window as channels, xi) -> one frame.
 
     output "residual": F = x_t + s * R(window, xi), with s the typical frame-to-frame change, so the
-    network learns an O(1) update (the paper's Corollary 1). output "direct": F = R (or sigmoid(R) for BCE).
+    network learns an O(1) update (the paper's Corollary 1); "second_order": F = 2 x_t - x_{t-1} + s * R;
+    "direct": F = R (or sigmoid(R) for BCE). See stochlift.lifting.outputs.
     """
 
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
@@ -53,8 +55,8 @@ class LiftedModel(nn.Module):
         raw = self._raw(window, xi)
         if self.loss_name == "bce":
             return torch.sigmoid(raw)
-        if self.output == "residual":
-            return window[:, -1] + self.residual_scale * raw
+        if self.output in ANCHORED:
+            return anchor(window, self.output) + self.residual_scale * raw
         return raw
 
     def loss(self, window: torch.Tensor, xi: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
@@ -63,8 +65,8 @@ class LiftedModel(nn.Module):
         raw = self._raw(window, xi)
         if self.loss_name == "bce":
             return F.binary_cross_entropy_with_logits(raw, target)
-        if self.output == "residual":  # the same L2 loss, measured in units of the residual scale
-            return F.mse_loss(raw, (target - window[:, -1]) / self.residual_scale)
+        if self.output in ANCHORED:  # the same L2 loss, measured in units of the residual scale
+            return F.mse_loss(raw, (target - anchor(window, self.output)) / self.residual_scale)
         return F.mse_loss(raw, target)
 
 

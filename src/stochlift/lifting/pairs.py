@@ -13,6 +13,7 @@ import torch
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
+from stochlift.lifting.outputs import anchor
 
 
 class FrameSource(Protocol):
@@ -79,6 +80,15 @@ class PairSet:
         trajectory, offset = divmod(int(pair), self.pairs_per_trajectory)
         return trajectory, offset + 1
 
+    def sampling_weights(self, first_step_weight: float = 1.0) -> np.ndarray | None:
+        """Probabilities of drawing each pair when the first-step pairs x_0 -> x_1 are drawn `first_step_weight`
+        times as often as the others (None: uniform). From a shared x_0 those pairs are the one-to-many ones,
+        1/(T-1) of the data, that carry the whole spread of a fixed-initial-condition problem."""
+        if first_step_weight == 1.0:
+            return None
+        weights = np.where(self.target_frames(np.arange(self.n_pairs)) == 1, first_step_weight, 1.0)
+        return weights / weights.sum()
+
     def target_frames(self, pairs: np.ndarray) -> np.ndarray:
         """The target frame index of each pair (vectorised `locate`)."""
         return np.asarray(pairs) % self.pairs_per_trajectory + 1
@@ -98,13 +108,13 @@ class PairSet:
         windows, targets = zip(*(self.get(p) for p in pairs))
         return torch.from_numpy(np.stack(windows)), torch.from_numpy(np.stack(targets))
 
-    def increment_scale(self, n_samples: int = 2048, seed: int = 0) -> float:
-        """Standard deviation of x_{t+1} - x_t over a random subset of pairs.
+    def increment_scale(self, output: str = "residual", n_samples: int = 2048, seed: int = 0) -> float:
+        """Standard deviation of x_{t+1} - anchor (x_t for "residual") over a random subset of pairs.
 
-        Used to scale the residual output x_t + s * R so the network regresses an O(1) quantity
+        Used to scale the residual output anchor + s * R so the network regresses an O(1) quantity
         (the paper's Corollary 1: the update is small, so learn it at its own scale).
         """
-        return self._sampled_std(lambda windows, targets: targets - windows[:, -1], n_samples, seed)
+        return self._sampled_std(lambda windows, targets: targets - anchor(windows, output), n_samples, seed)
 
     def frame_scale(self, n_samples: int = 2048, seed: int = 0) -> float:
         """Standard deviation of the frames themselves (the ARDM divides its condition window by it)."""

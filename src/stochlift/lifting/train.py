@@ -32,9 +32,10 @@ from stochlift.lifting.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from stochlift.lifting.labels import batch_indices, stream_seed, training_labels
+from stochlift.lifting.labels import stream_seed, training_labels
 from stochlift.lifting.loader import StepBatches, step_loader
 from stochlift.lifting.model import LiftedModel, build_model
+from stochlift.lifting.outputs import ANCHORED, anchor
 from stochlift.lifting.pairs import FileSource, FrameSource, PairSet
 
 CHECK_BYTES = 8 << 20  # the start-up NaN/Inf check reads the data in blocks of at most this many bytes
@@ -61,11 +62,24 @@ def learning_rate(config: RunConfig, step: int) -> float:
     return t.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
+def smooth_field(noise: torch.Tensor, length: float) -> torch.Tensor:
+    """White noise [..., H, W] filtered by a periodic Gaussian of std `length` pixels, rescaled to unit
+    variance per pixel (exactly, in expectation); vectors and length 0 pass unchanged."""
+    if length <= 0 or noise.dim() < 4:
+        return noise
+    h, w = noise.shape[-2:]
+    fy, fx = torch.fft.fftfreq(h), torch.fft.rfftfreq(w)
+    gain = torch.exp(-2 * (math.pi * length) ** 2 * (fy[:, None] ** 2 + fx[None, :] ** 2))
+    power = torch.fft.irfft2(gain**2, s=(h, w))[0, 0]  # variance of the filtered field per unit white variance
+    return torch.fft.irfft2(torch.fft.rfft2(noise) * gain, s=(h, w)) / power.sqrt()
+
+
 def perturbation(
     window: torch.Tensor, std: float | torch.Tensor, seed: int, step: int, *, rows: slice | None = None,
-    global_batch: int | None = None,
+    global_batch: int | None = None, length: float = 0.0,
 ) -> torch.Tensor:
-    """Input noise of one step: one Gaussian field per sample, repeated over the window's frames.
+    """Input noise of one step: one Gaussian field per sample (white, or smooth over `length` pixels),
+    repeated over the window's frames.
 
     The same field on every frame shifts the state but keeps its frame-to-frame changes; drawn from
     (seed, step) alone so a resumed run sees the same noise. Under data parallelism the noise of the whole
@@ -73,7 +87,7 @@ def perturbation(
     exactly as a single process would.
     """
     generator = torch.Generator().manual_seed(stream_seed(seed, "input_noise", step))
-    noise = torch.randn(global_batch or window.shape[0], 1, *window.shape[2:], generator=generator)
+    noise = smooth_field(torch.randn(global_batch or window.shape[0], 1, *window.shape[2:], generator=generator), length)
     if rows is not None:
         noise = noise[rows]
     return (noise * std).expand_as(window)
@@ -154,8 +168,8 @@ def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConf
     model.frame_shape = shape
     if model.backbone == "unet":
         model.options.setdefault("periodic", periodic)
-    if model.output == "residual" and model.residual_scale is None:
-        model.residual_scale = pairs.increment_scale(seed=config.train.seed)
+    if model.output in ANCHORED and model.residual_scale is None:
+        model.residual_scale = pairs.increment_scale(model.output, seed=config.train.seed)
     if model.method == "ardm" and model.frame_scale is None:
         model.frame_scale = pairs.frame_scale(seed=config.train.seed)
     if model.method == "ardm" and model.clip_denoised is None:
@@ -165,8 +179,8 @@ def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConf
 
 def ardm_clip_bound(model: ModelConfig, pairs: PairSet, seed: int) -> float:
     """The largest |z| of the quantity an ARDM diffuses (normalised increment or frame) in the training data."""
-    if model.output == "residual":
-        return pairs.largest(lambda w, t: (t - w[:, -1]) / model.residual_scale, seed=seed)
+    if model.output in ANCHORED:
+        return pairs.largest(lambda w, t: (t - anchor(w, model.output)) / model.residual_scale, seed=seed)
     return pairs.largest(lambda w, t: t / model.frame_scale, seed=seed)
 
 
@@ -268,10 +282,9 @@ def _train(
             write_json(run_dir / NORMALIZATION_FILE, source.normalization())
 
     last = min(t.steps, stop_after) if stop_after is not None else t.steps
-    batches = step_loader(
-        StepBatches(pairs, t.batch_size, t.seed, t.steps, rank=ctx.rank, world_size=ctx.world_size, unroll=t.unroll),
-        state.step, last, workers=t.workers, pin_memory=ctx.device.type == "cuda",
-    )
+    dataset = StepBatches(pairs, t.batch_size, t.seed, t.steps, rank=ctx.rank, world_size=ctx.world_size,
+                          unroll=t.unroll, first_step_weight=t.first_step_weight)
+    batches = step_loader(dataset, state.step, last, workers=t.workers, pin_memory=ctx.device.type == "cuda")
     bar = tqdm(range(state.step, last), initial=state.step, total=t.steps, desc="train",
                disable=not (progress and ctx.is_main))
     started, first_step, running = time.perf_counter(), state.step, state.running_loss
@@ -280,12 +293,13 @@ def _train(
     noise_std = float(t.input_noise * model.residual_scale)
     model.train()
     for step, item in zip(bar, batches):
-        global_index = batch_indices(pairs.n_pairs, t.batch_size, t.seed, step)  # the same on every rank
+        global_index = dataset.global_batch(step)  # the same on every rank
         index = global_index[rows]
         if not np.array_equal(index, item["index"].numpy()):
             raise StochliftError(f"the data loader handed out step {int(item['step'])} for step {step}")
         window, target = item["window"], item["target"]
-        noise = perturbation(window, noise_std, t.seed, step, rows=rows, global_batch=t.batch_size) if t.input_noise else None
+        noise = perturbation(window, noise_std, t.seed, step, rows=rows, global_batch=t.batch_size,
+                             length=t.input_noise_length) if t.input_noise else None
         xi = model.step_inputs(labels, global_index, t.seed, step)  # fixed labels (an ARDM: fresh noise)
         xi = xi[rows] if xi is not None else None
         for group in optimizer.param_groups:

@@ -262,4 +262,5 @@ def load_i3d(path: str | os.PathLike, device: str | torch.device = "cpu") -> I3D
         raise StochliftError(f"{path}: I3D weights do not fit ({str(exc).splitlines()[-1].strip()})") from None
     if missing or unexpected:
         raise StochliftError(f"{path}: I3D weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    return model.eval().to(device)
+    # channels-last 3D convolutions: ~2x faster on CPU (oneDNN), same logits to float32 round-off
+    return model.eval().to(device, memory_format=torch.channels_last_3d)
