@@ -3,7 +3,7 @@
     torchrun --nproc_per_node 2 -m stochlift.cli train --data wave.h5 --config wave-quick --out runs/wave
     torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 -m stochlift.cli train ...
 
-Every rank computes the same global batch of a step (`batch_indices(n_pairs, batch_size, seed, step)`)
+Every rank computes the same global batch of a step (`StepBatches.global_batch(step)`)
 and takes its contiguous shard; with equal shards, the mean of the ranks' shard-mean gradients (what DDP's
 all-reduce gives) is the global batch's mean gradient, so N processes train the same model as one process
 with the same global batch, up to float summation order.
