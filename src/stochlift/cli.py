@@ -242,7 +242,7 @@ def report(run_dir: str, out: str, reference: str | None, generated: str | None,
 def demo(out: str, problem: str, seed: int, quiet: bool, overrides: tuple[str, ...]) -> None:
     """Data, training, sampling, evaluation, pictures and an HTML report in one go, on the quick preset.
 
-    About 9 minutes (wave), 12 (flow) or 12 (digits, estimated) on 2 CPU cores. digits and balls write
+    About 8 minutes (wave), 15 (flow) or 8 (digits) on 2 CPU cores. digits and balls write
     video pictures and pixel statistics instead of the HTML report. Re-running continues an interrupted demo:
     finished stages are reused. Overrides change the training config, e.g. `train.steps=500` for a faster,
     rougher demo.
