@@ -48,7 +48,6 @@ CONTEXT, PREDICTED = 3, 16
 # row name -> (run directory in --work, overrides of configs/digits-quick.yaml)
 CACHED = ("none (cached in --work by an earlier run of the same command; the first run took 1,032 s for the "
           "1,024 clips, 2 threads beside a training job)")
-COMPUTED: list[str] = []  # the clip sets whose I3D features this invocation computed (the rest were cached)
 MODELS = {"SL (d = 32)": ("run-sl", []), "regressor (d = 0)": ("run-d0", ["model.label_dim=0"])}
 
 
@@ -80,11 +79,14 @@ def copy_last_frame(truth: np.ndarray) -> np.ndarray:
     return out[None]
 
 
+def feature_path(work: Path, name: str) -> Path:
+    return work / f"i3d-{name.split()[0].lower()}.npy"
+
+
 def features(work: Path, name: str, clips: np.ndarray, extractor: I3DExtractor) -> np.ndarray:
     """I3D logits of the clips, kept in --work (the slow part: about a second per clip on a CPU core)."""
-    path = work / f"i3d-{name.split()[0].lower()}.npy"
+    path = feature_path(work, name)
     if not path.exists():
-        COMPUTED.append(name)
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, extractor(clips))
     return np.load(path)
@@ -144,6 +146,7 @@ def main() -> None:
 
     tick = time.time()
     extractor = I3DExtractor.from_weights(args.i3d_weights, batch_size=args.batch)
+    computed = [name for name in ["truth", *generated] if not feature_path(args.work, name).exists()]
     real = features(args.work, "truth", truth[:, CONTEXT:], extractor)
     fakes = {name: features(args.work, name, videos_[0][:, CONTEXT:], extractor) for name, videos_ in generated.items()}
     rows = {name: scores(truth, generated[name], real, fake) for name, fake in fakes.items()}
@@ -166,14 +169,14 @@ def main() -> None:
                      "fvd_clips": "predicted frames 3..18, context out, first sample of each test video",
                      "fvd_feature": "I3D Kinetics-400 logits, TF1 bilinear resize to 224, uint8 quantisation",
                      "best_of_n": f"{args.samples} samples per test video for SL; 1 for the deterministic rows"},
-        "i3d_features_computed_now": COMPUTED,
+        "i3d_features_computed_now": computed,
         "rows": rows, "checks": checks, "bootstrap_share_sl_lower": paired, "seconds": seconds, "total_seconds": time.time() - started,
     }
     RESULTS.mkdir(exist_ok=True)
     write_json(RESULTS / f"{NAME}.json", record)
     lines = [f"# FVD on the digits benchmark ({videos} test videos)", "",
              f"command: `{command}`  ", f"machine: {record['machine']}  ", f"date: {record['date']}", "",
-             "I3D features computed by this invocation: " + (", ".join(COMPUTED) or CACHED) + ".", "",
+             "I3D features computed by this invocation: " + (", ".join(computed) or CACHED) + ".", "",
              "Protocol: " + "; ".join(f"{k}: {v}" for k, v in record["protocol"].items()) + ".", "",
              "FVD +- its bootstrap std over the test videos (200 resamples of the 256 video/clip pairs).", "",
              "| model | FVD | best-of-N SSIM | best-of-N PSNR | mean SSIM | sample spread | N |",

@@ -32,6 +32,18 @@ DEMO_SAMPLES = 256  # generated trajectories, compared with all held-out test tr
 SHOWN = 4  # trajectories in the animation
 
 
+class StageClock:
+    """Seconds per stage of a demo: `lap(stage)` books the time since the previous lap (or the start)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage], self._last = now - self._last, now
+
+
 @dataclass
 class DemoResult:
     out: Path
@@ -83,37 +95,29 @@ def run_demo(
         "snapshots": out / "snapshots.png",
         "report": out / "report.html",
     }
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = now - clock
-        clock = now
-
+    clock = StageClock()
     if problem not in DATASETS:
         raise StochliftError(f"unknown demo problem {problem!r}; choose from {sorted(DATASETS) + sorted(VIDEO_DATASETS)}")
     if not files["data"].exists():
         DATASETS[problem](files["data"], preset="quick", trajectories=trajectories, frames=frames, size=size,
                           seed=seed, progress=progress)
-    lap("data")
+    clock.lap("data")
     config = apply_overrides(load_config(f"{problem}-quick"), [f"train.seed={seed}", *overrides])
     config.data.path = str(files["data"])
     if not files["samples"].exists():
         train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)
-    lap("train")
+    clock.lap("train")
     if not files["samples"].exists():
         sample_to_file(files["run"], files["samples"], trajectories=samples, seed=seed + 1, progress=progress)
-    lap("sample")
+    clock.lap("sample")
     report, metrics = evaluate_files(files["data"], files["samples"], files["metrics"])
     _draw(files, problem, metrics, report)
-    lap("evaluate")
+    clock.lap("evaluate")
     # the page reuses the data, samples and metrics above; only the forecasting setting samples anew
     build_report(files["run"], files["report"], reference=files["data"], generated=files["samples"],
                  metrics=files["metrics"], seed=seed, progress=progress)
-    lap("report")
-    return DemoResult(out=out, metrics=report, files={k: v for k, v in files.items() if k != "run"}, seconds=seconds)
+    clock.lap("report")
+    return DemoResult(out=out, metrics=report, files={k: v for k, v in files.items() if k != "run"}, seconds=clock.seconds)
 
 
 def _draw(files: dict[str, Path], problem: str, metrics: Any, report: dict[str, Any]) -> None:

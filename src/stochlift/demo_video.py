@@ -13,7 +13,6 @@ metrics such as FVD plug in by adding an entry. Stages are resumable exactly as 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from stochlift import plots, plots_video
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.synthetic_video import make_bouncing_balls, make_moving_digits
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.demo import DemoResult
+from stochlift.demo import DemoResult, StageClock
 from stochlift.errors import StochliftError
 from stochlift.io import write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
@@ -131,40 +130,32 @@ def run_video_demo(
     files = {"data": out / "data.h5", "run": out / "run", "samples": out / "samples.h5",
              "metrics": out / "metrics.json", "animation": out / "rollouts.gif", "animation_mp4": out / "rollouts.mp4",
              "snapshots": out / "snapshots.png", "pixel_stats": out / "pixel_stats.png"}
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[stage] = now - clock
-        clock = now
-
+    clock = StageClock()
     config = apply_overrides(load_config(f"{problem}-quick"), [f"train.seed={seed}", *overrides])  # fails fast
     config.data.path = str(files["data"])
     if not files["data"].exists():
         VIDEO_DATASETS[problem](files["data"], trajectories=trajectories, frames=frames, size=size, seed=seed,
                                 progress=progress)
-    lap("data")
+    clock.lap("data")
     if not files["samples"].exists():
         train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)
-    lap("train")
+    clock.lap("train")
     data = TrajectoryFile(files["data"])
     given = min(config.model.window, data.meta.frames - 1)
     if not files["samples"].exists():
         sample_to_file(files["run"], files["samples"], trajectories=samples or data.splits["test"],
                        initial_split="test", initial_count=given, seed=seed + 1, progress=progress)
-    lap("sample")
+    clock.lap("sample")
     report: dict[str, Any] = {"problem": problem, "reference": str(files["data"]), "reference_split": "test",
                               "generated": str(files["samples"]), "given_frames": given}
     for fn in (VIDEO_METRICS if metrics is None else metrics).values():
         report.update(fn(files["data"], files["samples"], given))
     write_json(files["metrics"], report)
-    lap("evaluate")
+    clock.lap("evaluate")
     draw_video_pictures(files, problem)
-    lap("pictures")
+    clock.lap("pictures")
     shown = {k: v for k, v in files.items() if k != "run" and v.exists()}
-    return VideoDemoResult(out=out, metrics=report, files=shown, seconds=seconds)
+    return VideoDemoResult(out=out, metrics=report, files=shown, seconds=clock.seconds)
 
 
 def draw_video_pictures(files: dict[str, Path], problem: str) -> None:

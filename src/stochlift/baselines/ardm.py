@@ -7,8 +7,9 @@ The backbone is the lifting U-Net with a sinusoidal embedding of the diffusion s
 model embeds its label, so the two methods differ only in how the randomness enters.
 
 The model diffuses the same quantity the lifted model regresses: the normalised increment
-(x_{t+1} - x_t) / s with output "residual" (or its second-order form), or x_{t+1} / frame_scale with output "direct". The condition
-window is divided by frame_scale (the std of the training frames) so it enters at the noise's scale.
+(x_{t+1} - anchor) / s with an anchored output ("residual": anchor x_t; "second_order"), or
+x_{t+1} / frame_scale with output "direct". The condition window is divided by frame_scale (the std of
+the training frames) so it enters at the noise's scale.
 Conditioning "clean" passes the window as is; "noisy" diffuses it with the same forward process. Each
 reverse step clips its clean estimate to the training data's range (DDPM's clip_denoised; see the sampler).
 """

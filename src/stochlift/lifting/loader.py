@@ -1,8 +1,8 @@
 """Training batches through a torch DataLoader: one item per step, a pure function of (seed, step, rank).
 
 Item `step` is this rank's shard of that step's global batch `StepBatches.global_batch(step)` (uniform, or
-with the first-step pairs drawn more often): the pair indices, their windows and targets (and, for pushforward training, the earlier windows
-the unroll starts from). Because an item depends on nothing but its step, what the training loop sees is
+with the first-step pairs drawn more often): the pair indices, their windows and targets (and, for
+pushforward training, the earlier windows the unroll starts from). Because an item depends on nothing but its step, what the training loop sees is
 the same with 0, 1 or 8 worker processes, before and after a resume.
 
 Reads are chunk-aware: each batch's pairs are read in (trajectory, frame) order, which is the order of
