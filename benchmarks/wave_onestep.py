@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.lifting.pairs import ArraySource, PairSet
 from stochlift.lifting.train import load_run
 
 
@@ -27,16 +28,17 @@ def main() -> None:
     model, config, _ = load_run(args.run)
     file = TrajectoryFile(args.data)
     u = file.read("test", slice(0, args.trajectories))[:, :, 0]
-    m, frames = config.model.window, u.shape[1]
+    frames = u.shape[1]
+    pairs = PairSet(ArraySource(u[:, :, None]), config.model.window, config.model.history_padding)
     generator = torch.Generator().manual_seed(1)
     print("   t  true|u|   pred|u|  pred|u|(xi=0)  rmse    rmse(xi=0)  label-std")
     for t in sorted({1, 3, 8, 16, 24, 32, 48, frames - 2}):
-        window = torch.as_tensor(u[:, [max(0, t - m + 1 + j) for j in range(m)]])[:, :, None]
+        window, truth = pairs.batch(np.arange(len(u)) * pairs.pairs_per_trajectory + t)  # targets t + 1
         with torch.no_grad():
             xi = [torch.randn(len(window), model.label_dim, generator=generator) for _ in range(2)]
             fresh, again = (model(window, x)[:, 0].numpy() for x in xi)
             mean = model(window, torch.zeros_like(xi[0]))[:, 0].numpy()
-        truth = u[:, t + 1]
+        truth = truth[:, 0].numpy()
         rmse = lambda p: float(np.sqrt(np.mean((p - truth) ** 2)))  # noqa: E731
         label_std = float(np.sqrt(np.mean((fresh - again) ** 2) / 2))
         print(f"{t:4d}  {np.abs(truth).mean():.5f}  {np.abs(fresh).mean():.5f}  {np.abs(mean).mean():.5f}"

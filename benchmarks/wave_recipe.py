@@ -25,7 +25,7 @@ from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.model import LiftedModel
-from stochlift.lifting.rollout import sample_to_file
+from stochlift.lifting.rollout import initial_window, sample_to_file
 from stochlift.lifting.train import train
 from stochlift.metrics.evaluate import evaluate_files
 
@@ -39,7 +39,7 @@ def first_step_spread(model: LiftedModel, data: TrajectoryFile, label_dim: int, 
     n, pairs_per_trajectory = len(frames), data.meta.frames - 1
     change = (frames[:, 1] - frames[:, 0]).reshape(n, -1)
     pattern = change.mean(0) / np.linalg.norm(change.mean(0))
-    window = torch.from_numpy(frames[:, :1, None]).repeat(1, model.window, 1, 1, 1)
+    window = initial_window(torch.from_numpy(frames[:, :1, None]), model.window, model.history_padding)
     trained = training_labels(n * pairs_per_trajectory, label_dim, seed)[::pairs_per_trajectory] if label_dim else None
     fresh = torch.randn(n, label_dim, generator=torch.Generator().manual_seed(0)) if label_dim else None
     with torch.no_grad():

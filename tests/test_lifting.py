@@ -141,6 +141,23 @@ def test_rollout_calls_the_network_once_per_frame_with_fresh_labels():
     assert not np.array_equal(out, rollout(CountingModel(), initial, frames=7, seed=4, batch_size=5))
 
 
+def test_zero_history_padding_is_the_same_in_pairs_and_rollouts():
+    data = (1 + np.arange(2 * 6 * 3)).reshape(2, 6, 3).astype(np.float32)  # no zero frame of its own
+    windows, _ = PairSet(ArraySource(data), window=3, padding="zeros").batch(np.array([0, 1, 2]))  # targets 1-3
+    assert [int((w == 0).all(axis=1).sum()) for w in windows.numpy()] == [2, 1, 0]
+    assert torch.equal(windows[1, 1:], torch.from_numpy(data[0, :2]))
+    model = build_model(ModelConfig(backbone="mlp", window=3, label_dim=4, history_padding="zeros", frame_shape=[3]))
+    seen = []
+    model.backbone.register_forward_pre_hook(lambda module, args: seen.append(args[0].clone()))
+    rollout(model, data[:, :1], frames=4, seed=0, batch_size=2)
+    assert torch.equal(seen[0], torch.cat([torch.zeros(2, 6), torch.from_numpy(data[:, 0])], dim=1))  # 0, 0, x_0
+    assert seen[1][:, :3].eq(0).all() and not seen[2].eq(0).all(dim=1).any()
+    with pytest.raises(StochliftError, match="history_padding"):
+        ModelConfig(history_padding="mirror").validate()
+    with pytest.raises(StochliftError, match="history_padding"):
+        ModelConfig(history_padding="zeros", output="second_order").validate()
+
+
 def test_rollout_rejects_too_few_frames():
     with pytest.raises(StochliftError, match="frames"):
         rollout(CountingModel(), np.zeros((1, 3, 1), np.float32), frames=3)
@@ -202,16 +219,18 @@ def test_smooth_input_noise_has_unit_variance_and_the_asked_correlation_length()
         apply_overrides(load_config(None), ["train.input_noise_length=-1"]).validate()
 
 
-def test_first_step_pairs_can_be_drawn_more_often_and_uniform_stays_unchanged():
+def test_start_pairs_can_be_drawn_more_often_and_uniform_stays_unchanged():
     from stochlift.lifting.loader import StepBatches
 
-    pairs = PairSet(ArraySource(np.zeros((4, 11, 2), np.float32)), window=2)  # 4 x 10 pairs, 4 of them first-step
+    pairs = PairSet(ArraySource(np.zeros((4, 11, 2), np.float32)), window=2)  # 4 x 10 pairs, 4 of them padded
     uniform = StepBatches(pairs, batch_size=64, seed=3, steps=10)
     assert uniform.weights is None and np.array_equal(uniform.global_batch(5), batch_indices(40, 64, 3, 5))
-    weighted = StepBatches(pairs, batch_size=64, seed=3, steps=10, first_step_weight=9.0)
+    weighted = StepBatches(pairs, batch_size=64, seed=3, steps=10, start_weight=9.0)
     drawn = np.concatenate([weighted.global_batch(step) for step in range(200)])
     share = np.mean(pairs.target_frames(drawn) == 1)
     assert share == pytest.approx(4 * 9 / (4 * 9 + 36), abs=0.03)  # 0.5 instead of 0.1
     assert np.array_equal(weighted.global_batch(7), weighted.global_batch(7))  # a function of (seed, step)
-    with pytest.raises(StochliftError, match="first_step_weight"):
-        apply_overrides(load_config(None), ["train.first_step_weight=0"]).validate()
+    with pytest.raises(StochliftError, match="start_weight"):
+        apply_overrides(load_config(None), ["train.start_weight=0"]).validate()
+    three = PairSet(ArraySource(np.zeros((4, 11, 2), np.float32)), window=3)  # targets 1 and 2 are padded
+    assert np.count_nonzero(three.sampling_weights(5.0) > three.sampling_weights(5.0).min()) == 8

@@ -21,6 +21,7 @@ from stochlift.io import atomic_path
 from stochlift.lifting.outputs import OUTPUTS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+HISTORY_PADDINGS = ("repeat", "zeros")  # model.history_padding: frame 0 repeated, or zero frames
 
 
 @dataclass
@@ -42,6 +43,9 @@ class ModelConfig:
     # "direct": x_{t+1} (see stochlift.lifting.outputs)
     output: str = "residual"
     loss: str = "l2"  # "l2", or "bce" (sigmoid output, for data in [0, 1]); ARDM: "huber" or "l2" on the noise
+    # how a history shorter than m (the first steps of a trajectory) is padded: "repeat" frame 0 (the
+    # authors'), or "zeros", which tells a step with no history apart from one with little motion
+    history_padding: str = "repeat"
     residual_scale: float | None = None  # s; None = std of (x_{t+1} - anchor) measured on the training data
     frame_shape: list[int] | None = None  # shape of one frame ([C, H, W] or [D]); None = taken from the data
     options: dict[str, Any] = field(default_factory=dict)  # backbone keyword arguments
@@ -63,6 +67,12 @@ class ModelConfig:
             raise StochliftError(f"model.output must be one of {list(OUTPUTS)}, got {self.output!r}")
         if self.output == "second_order" and self.window < 2:
             raise StochliftError("model.output 'second_order' extrapolates from two frames: model.window must be >= 2")
+        if self.history_padding not in HISTORY_PADDINGS:
+            raise StochliftError(f"model.history_padding must be one of {list(HISTORY_PADDINGS)}, "
+                                 f"got {self.history_padding!r}")
+        if self.history_padding == "zeros" and self.output == "second_order":
+            raise StochliftError("model.output 'second_order' extrapolates from x_t - x_(t-1): "
+                                 "it needs model.history_padding 'repeat'")
         if self.method == "ardm":
             self._validate_ardm()
             return
@@ -100,9 +110,10 @@ class TrainConfig:
     # correlation length of that noise in pixels (Gaussian filter; 0 = white). Rollout errors of waves pile
     # up in the smooth, large-scale modes, which white noise hardly touches
     input_noise_length: float = 0.0
-    # the pairs x_0 -> x_1 are drawn this many times as often as the others (1 = uniform): from a shared
-    # initial condition they are the one-to-many pairs that carry all the spread
-    first_step_weight: float = 1.0
+    # the pairs of a trajectory's first m - 1 steps (window padded before frame 0) are drawn this many times as
+    # often as the others (1 = uniform): from a shared initial condition they create all the spread, from
+    # few examples each
+    start_weight: float = 1.0
     # pushforward training: the last `unroll` frames of each input window are the model's own predictions
     # (no gradient, each pair's own label) instead of the data, so it learns to correct its rollout errors
     unroll: int = 0
@@ -131,8 +142,8 @@ class TrainConfig:
             raise StochliftError(f"train.lr must be > 0, got {self.lr}")
         if self.unroll < 0:
             raise StochliftError(f"train.unroll must be >= 0, got {self.unroll}")
-        if self.first_step_weight <= 0:
-            raise StochliftError(f"train.first_step_weight must be > 0, got {self.first_step_weight}")
+        if self.start_weight <= 0:
+            raise StochliftError(f"train.start_weight must be > 0, got {self.start_weight}")
         if self.input_noise < 0 or self.input_noise_length < 0:
             raise StochliftError(f"train.input_noise and train.input_noise_length must be >= 0, got "
                                  f"{self.input_noise} and {self.input_noise_length}")

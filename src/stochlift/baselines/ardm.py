@@ -34,7 +34,7 @@ class ARDM(nn.Module):
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
         super().__init__()
         self.backbone = backbone
-        self.window = config.window
+        self.window, self.history_padding = config.window, config.history_padding
         self.label_dim = 0
         self.frame_shape = tuple(config.frame_shape)
         self.output, self.loss_name, self.conditioning = config.output, config.loss, config.conditioning

@@ -29,7 +29,8 @@ def training_set_loss(run: Path) -> dict[str, float]:
     pairs, and over the first step alone (x_0 -> x_1, where every trajectory starts from the same x_0, so
     only the label can tell the targets apart: the one-to-many pairs of the paper's Figure 2)."""
     model, config, data = load_run(run)
-    pairs = PairSet(FileSource(data, config.data.split, limit=config.data.trajectories), config.model.window)
+    pairs = PairSet(FileSource(data, config.data.split, limit=config.data.trajectories), config.model.window,
+                    config.model.history_padding)
     labels = training_labels(pairs.n_pairs, config.model.label_dim, config.train.seed)
     index = np.arange(pairs.n_pairs)
     first = index[pairs.target_frames(index) == 1]

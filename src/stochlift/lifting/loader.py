@@ -49,11 +49,11 @@ class StepBatches(Dataset):
 
     def __init__(
         self, pairs: PairSet, batch_size: int, seed: int, steps: int, *, rank: int = 0, world_size: int = 1,
-        unroll: int = 0, first_step_weight: float = 1.0,
+        unroll: int = 0, start_weight: float = 1.0,
     ) -> None:
         self.pairs, self.batch_size, self.seed, self.steps = pairs, batch_size, seed, steps
         self.rank, self.world_size, self.unroll = rank, world_size, unroll
-        self.weights = pairs.sampling_weights(first_step_weight)
+        self.weights = pairs.sampling_weights(start_weight)
 
     def global_batch(self, step: int) -> np.ndarray:
         """The pairs of a step's whole batch (every rank computes the same)."""

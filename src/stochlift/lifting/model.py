@@ -29,6 +29,7 @@ class LiftedModel(nn.Module):
         self.label_dim = config.label_dim
         self.output = config.output
         self.loss_name = config.loss
+        self.history_padding = config.history_padding
         self.register_buffer("residual_scale", torch.tensor(float(config.residual_scale or 1.0)))
 
     @property

@@ -1,7 +1,8 @@
 """Training pairs (Markov window -> next frame) drawn from trajectories in memory or in an HDF5 file.
 
-Pair p of trajectory i targets frame t = 1..T-1; its window is frames t-m .. t-1, clamped at 0, i.e. the
-history before frame 0 is padded by repeating frame 0, exactly as rollouts start (the authors' demo).
+Pair p of trajectory i targets frame t = 1..T-1; its window is frames t-m .. t-1. The history before
+frame 0 is padded exactly as rollouts start: by repeating frame 0 (the authors' demo), or with zero frames
+(padding "zeros"), so the network can tell a step without history from one with little motion.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class FileSource:
 class PairSet:
     """All (window, next frame) pairs of a source, addressed by a flat pair index."""
 
-    def __init__(self, source: FrameSource, window: int) -> None:
+    def __init__(self, source: FrameSource, window: int, padding: str = "repeat") -> None:
         if window < 1:
             raise StochliftError(f"the Markov window must be >= 1, got {window}")
         if source.frames < max(window, 2):
@@ -71,7 +72,7 @@ class PairSet:
                 f"trajectories have {source.frames} frames, fewer than the Markov window ({window}) "
                 "plus a target frame; use longer trajectories or a smaller model.window"
             )
-        self.source, self.window = source, window
+        self.source, self.window, self.padding = source, window, padding
         self.pairs_per_trajectory = source.frames - 1
         self.n_pairs = source.n_trajectories * self.pairs_per_trajectory
 
@@ -80,13 +81,13 @@ class PairSet:
         trajectory, offset = divmod(int(pair), self.pairs_per_trajectory)
         return trajectory, offset + 1
 
-    def sampling_weights(self, first_step_weight: float = 1.0) -> np.ndarray | None:
-        """Probabilities of drawing each pair when the first-step pairs x_0 -> x_1 are drawn `first_step_weight`
-        times as often as the others (None: uniform). From a shared x_0 those pairs are the one-to-many ones,
-        1/(T-1) of the data, that carry the whole spread of a fixed-initial-condition problem."""
-        if first_step_weight == 1.0:
+    def sampling_weights(self, start_weight: float = 1.0) -> np.ndarray | None:
+        """Probabilities of drawing each pair when the pairs of the first m - 1 steps (targets 1 .. m-1, whose
+        windows are padded before frame 0) are drawn `start_weight` times as often as the others (None:
+        uniform). From a shared x_0 those few pairs create the whole spread of the trajectories."""
+        if start_weight == 1.0:
             return None
-        weights = np.where(self.target_frames(np.arange(self.n_pairs)) == 1, first_step_weight, 1.0)
+        weights = np.where(self.target_frames(np.arange(self.n_pairs)) < self.window, start_weight, 1.0)
         return weights / weights.sum()
 
     def target_frames(self, pairs: np.ndarray) -> np.ndarray:
@@ -100,7 +101,8 @@ class PairSet:
         frames = self.source.read(trajectory, start, t + 1)
         pad = self.window - (t - start)
         if pad:
-            frames = np.concatenate([np.repeat(frames[:1], pad, axis=0), frames])
+            filler = np.repeat(frames[:1], pad, axis=0)
+            frames = np.concatenate([np.zeros_like(filler) if self.padding == "zeros" else filler, frames])
         return frames[:-1], frames[-1]
 
     def batch(self, pairs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

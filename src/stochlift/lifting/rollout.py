@@ -18,12 +18,14 @@ from stochlift.lifting.model import LiftedModel
 from stochlift.lifting.train import load_run
 
 
-def _initial_window(initial: torch.Tensor, window: int) -> torch.Tensor:
-    """The last `window` given frames; a shorter history is padded in front by repeating its first frame."""
+def initial_window(initial: torch.Tensor, window: int, padding: str = "repeat") -> torch.Tensor:
+    """The last `window` given frames; a shorter history is padded in front as in training: by repeating
+    its first frame, or with zero frames."""
     k = initial.shape[1]
     if k >= window:
         return initial[:, k - window :]
-    return torch.cat([initial[:, :1].expand(-1, window - k, *initial.shape[2:]), initial], dim=1)
+    filler = initial[:, :1].expand(-1, window - k, *initial.shape[2:])
+    return torch.cat([torch.zeros_like(filler) if padding == "zeros" else filler, initial], dim=1)
 
 
 @torch.inference_mode()
@@ -104,7 +106,7 @@ def _rollout(
         given = initial[start : start + batch_size]
         generator = torch.Generator().manual_seed(stream_seed(seed, "rollout", b))
         stepper = engine.stepper(len(given))
-        stepper.load(_initial_window(given, model.window))
+        stepper.load(initial_window(given, model.window, getattr(model, "history_padding", "repeat")))
         for first in range(0, frames, chunk):
             out = engine.output(len(given), min(chunk, frames - first))
             for t in range(first, first + out.shape[1]):

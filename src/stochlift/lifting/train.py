@@ -240,7 +240,7 @@ def _train(
     amp = distributed.autocast_dtype(t.precision, ctx.device, explicit_device=t.device != "auto")
     if source is None:
         source, periodic = open_source(config, ctx)
-    pairs = PairSet(source, config.model.window)
+    pairs = PairSet(source, config.model.window, config.model.history_padding)
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise StochliftError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -283,7 +283,7 @@ def _train(
 
     last = min(t.steps, stop_after) if stop_after is not None else t.steps
     dataset = StepBatches(pairs, t.batch_size, t.seed, t.steps, rank=ctx.rank, world_size=ctx.world_size,
-                          unroll=t.unroll, first_step_weight=t.first_step_weight)
+                          unroll=t.unroll, start_weight=t.start_weight)
     batches = step_loader(dataset, state.step, last, workers=t.workers, pin_memory=ctx.device.type == "cuda")
     bar = tqdm(range(state.step, last), initial=state.step, total=t.steps, desc="train",
                disable=not (progress and ctx.is_main))
