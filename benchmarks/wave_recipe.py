@@ -25,7 +25,8 @@ from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.model import LiftedModel
-from stochlift.lifting.rollout import initial_window, sample_to_file
+from stochlift.lifting.pairs import initial_window
+from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
 from stochlift.metrics.evaluate import evaluate_files
 

@@ -12,9 +12,22 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from stochlift.config import HISTORY_PADDINGS
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.lifting.outputs import anchor
+
+
+def initial_window(initial: torch.Tensor, window: int, padding: str = "repeat") -> torch.Tensor:
+    """The last `window` frames of histories [N, k, *frame]; a shorter history is padded in front by
+    repeating its first frame, or with zero frames. Training pairs and rollouts both start this way."""
+    if padding not in HISTORY_PADDINGS:
+        raise StochliftError(f"history padding must be one of {list(HISTORY_PADDINGS)}, got {padding!r}")
+    k = initial.shape[1]
+    if k >= window:
+        return initial[:, k - window :]
+    filler = initial[:, :1].expand(-1, window - k, *initial.shape[2:])
+    return torch.cat([torch.zeros_like(filler) if padding == "zeros" else filler, initial], dim=1)
 
 
 class FrameSource(Protocol):
@@ -72,6 +85,8 @@ class PairSet:
                 f"trajectories have {source.frames} frames, fewer than the Markov window ({window}) "
                 "plus a target frame; use longer trajectories or a smaller model.window"
             )
+        if padding not in HISTORY_PADDINGS:
+            raise StochliftError(f"history padding must be one of {list(HISTORY_PADDINGS)}, got {padding!r}")
         self.source, self.window, self.padding = source, window, padding
         self.pairs_per_trajectory = source.frames - 1
         self.n_pairs = source.n_trajectories * self.pairs_per_trajectory
@@ -97,13 +112,9 @@ class PairSet:
     def get(self, pair: int) -> tuple[np.ndarray, np.ndarray]:
         """(window [m, *frame], target [*frame]) of one pair."""
         trajectory, t = self.locate(pair)
-        start = max(0, t - self.window)
-        frames = self.source.read(trajectory, start, t + 1)
-        pad = self.window - (t - start)
-        if pad:
-            filler = np.repeat(frames[:1], pad, axis=0)
-            frames = np.concatenate([np.zeros_like(filler) if self.padding == "zeros" else filler, frames])
-        return frames[:-1], frames[-1]
+        frames = self.source.read(trajectory, max(0, t - self.window), t + 1)
+        window = initial_window(torch.from_numpy(frames[None, :-1]), self.window, self.padding)[0]
+        return window.numpy(), frames[-1]
 
     def batch(self, pairs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Stacked windows [B, m, *frame] and targets [B, *frame] as float32 tensors."""

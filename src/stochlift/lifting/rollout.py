@@ -15,17 +15,8 @@ from stochlift.errors import StochliftError
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.model import LiftedModel
+from stochlift.lifting.pairs import initial_window
 from stochlift.lifting.train import load_run
-
-
-def initial_window(initial: torch.Tensor, window: int, padding: str = "repeat") -> torch.Tensor:
-    """The last `window` given frames; a shorter history is padded in front as in training: by repeating
-    its first frame, or with zero frames."""
-    k = initial.shape[1]
-    if k >= window:
-        return initial[:, k - window :]
-    filler = initial[:, :1].expand(-1, window - k, *initial.shape[2:])
-    return torch.cat([torch.zeros_like(filler) if padding == "zeros" else filler, initial], dim=1)
 
 
 @torch.inference_mode()
