@@ -18,11 +18,16 @@ from stochlift.errors import StochliftError
 from stochlift.lifting.outputs import anchor
 
 
+def check_padding(padding: str) -> None:
+    """A padding name PairSet and initial_window accept (a user error otherwise)."""
+    if padding not in HISTORY_PADDINGS:
+        raise StochliftError(f"history padding must be one of {list(HISTORY_PADDINGS)}, got {padding!r}")
+
+
 def initial_window(initial: torch.Tensor, window: int, padding: str = "repeat") -> torch.Tensor:
     """The last `window` frames of histories [N, k, *frame]; a shorter history is padded in front by
     repeating its first frame, or with zero frames. Training pairs and rollouts both start this way."""
-    if padding not in HISTORY_PADDINGS:
-        raise StochliftError(f"history padding must be one of {list(HISTORY_PADDINGS)}, got {padding!r}")
+    check_padding(padding)
     k = initial.shape[1]
     if k >= window:
         return initial[:, k - window :]
@@ -85,8 +90,7 @@ class PairSet:
                 f"trajectories have {source.frames} frames, fewer than the Markov window ({window}) "
                 "plus a target frame; use longer trajectories or a smaller model.window"
             )
-        if padding not in HISTORY_PADDINGS:
-            raise StochliftError(f"history padding must be one of {list(HISTORY_PADDINGS)}, got {padding!r}")
+        check_padding(padding)
         self.source, self.window, self.padding = source, window, padding
         self.pairs_per_trajectory = source.frames - 1
         self.n_pairs = source.n_trajectories * self.pairs_per_trajectory
