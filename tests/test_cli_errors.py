@@ -212,6 +212,14 @@ def test_sample_bad_option(run_cli, tmp_path: Path) -> None:
     assert not out.exists()
 
 
+def test_sample_with_the_water_balance_on_wave_data(run_cli_inprocess, tmp_path: Path, tiny_data: Path) -> None:
+    train(tiny_config(tiny_data, "train.steps=1"), tmp_path / "run", progress=False)
+    out = tmp_path / "samples.h5"
+    result = run_cli_inprocess("sample", "--run", tmp_path / "run", "--out", out, "--constraint", "water_balance")
+    assert_one_line_error(result, "water_balance needs a Flow data file")
+    assert not out.exists()
+
+
 def test_train_takes_the_data_path_verbatim(run_cli_inprocess, tmp_path: Path) -> None:
     data = write_tiny(tmp_path / "wave #1.h5")
     run = tmp_path / "run"

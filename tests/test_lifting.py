@@ -69,6 +69,23 @@ def test_label_embedding_choices():
         build_backbone("unet", in_channels=3, out_channels=1, label_dim=4, label_embedding="cubic")
 
 
+def test_a_spatial_label_steers_its_own_neighbourhood():
+    torch.manual_seed(0)
+    net = UNet(3, 1, label_dim=2 * 16 * 16, label_planes=2, **TINY_UNET).eval()
+    x, xi = torch.randn(1, 3, 16, 16), torch.randn(1, 2 * 16 * 16)
+    nudged = xi.clone().view(1, 2, 16, 16)
+    nudged[0, 0, 2, 2] += 1.0  # one label pixel near a corner
+    change = (net(x, nudged.flatten(1)) - net(x, xi)).abs()[0, 0]
+    # the change reaches the far corner only through the global FiLM path, far weaker than the local one
+    assert change[:5, :5].mean() > 3 * change[-5:, -5:].mean()
+    with pytest.raises(StochliftError, match="set model.label_dim=256, not 64"):
+        build_model(ModelConfig(window=3, label_dim=64, frame_shape=[1, 16, 16],
+                                options={**TINY_UNET, "label_planes": 1}))
+    with pytest.raises(StochliftError, match="set model.options.label_planes=0"):
+        build_model(ModelConfig(window=3, label_dim=0, frame_shape=[1, 16, 16],
+                                options={**TINY_UNET, "label_planes": 1}))
+
+
 def test_periodic_unet_commutes_with_shifts():
     torch.manual_seed(0)
     net = UNet(3, 1, label_dim=2, periodic=True, **TINY_UNET).eval()

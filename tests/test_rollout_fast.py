@@ -16,7 +16,9 @@ import torch
 from torch.nn import functional as F
 
 from stochlift.config import ModelConfig
+from stochlift.data.flow import FlowParams
 from stochlift.errors import StochliftError
+from stochlift.lifting.constraints import WaterBalance
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.model import build_model
 from stochlift.lifting.rollout import rollout
@@ -144,6 +146,16 @@ def test_cuda_graph_matches_eager_cuda() -> None:
     eager = rollout(model, start, 6, seed=3, batch_size=2, device="cuda")
     graphed = rollout(model, start, 6, seed=3, batch_size=2, device="cuda", cuda_graph=True)
     np.testing.assert_allclose(graphed, eager, atol=1e-6, rtol=0)
+
+
+@cuda
+def test_a_constraint_runs_inside_the_cuda_graph() -> None:
+    model, start = unet(periodic=False), np.abs(initial()).clip(0, 1) * 0.3
+    balance = WaterBalance(inflow=2.0, producer=(7, 7), params=FlowParams())
+    cpu = rollout(model, start, 6, seed=3, batch_size=2, constraint=balance)
+    graphed = rollout(model, start, 6, seed=3, batch_size=2, device="cuda", cuda_graph=True, constraint=balance)
+    np.testing.assert_allclose(graphed, cpu, atol=1e-3, rtol=0)
+    assert 0 <= graphed.min() and graphed.max() <= 1
 
 
 @cuda

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from stochlift.cli_data import data, positive
+from stochlift.config import CONSTRAINTS
 from stochlift.errors import StochliftError
 
 
@@ -92,10 +93,14 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout (faster on most CPUs and GPUs).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster steps).")
 @click.option("--cuda-graph", is_flag=True, help="Capture the one-step update as a CUDA graph (GPU).")
+@click.option("--constraint", type=click.Choice(CONSTRAINTS),
+              help="Project each generated frame onto physics the data obey exactly (water_balance: Flow's "
+                   "wells); default: the run's model.constraint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initial: str | None,
            initial_split: str | None, initial_frames: int, seed: int, batch_size: int, device: str,
-           autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool, quiet: bool) -> None:
+           autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool, constraint: str | None,
+           quiet: bool) -> None:
     """Generate trajectories, one network call per frame with a fresh label each (Algorithm 2).
 
     The speed options other than --device change the samples by float rounding only; without them the
@@ -108,7 +113,7 @@ def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initia
                           cuda_graph=cuda_graph)
     path = sample_to_file(run_dir, out, trajectories=trajectories, frames=frames, initial=initial,
                           initial_split=initial_split, initial_count=initial_frames, seed=seed,
-                          batch_size=batch_size, progress=not quiet, options=options)
+                          batch_size=batch_size, progress=not quiet, options=options, constraint=constraint)
     click.echo(f"wrote {path}")
 
 

@@ -22,6 +22,7 @@ from stochlift.lifting.outputs import OUTPUTS
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 HISTORY_PADDINGS = ("repeat", "zeros")  # model.history_padding: frame 0 repeated, or zero frames
+CONSTRAINTS = ("none", "water_balance")  # model.constraint: stochlift.lifting.constraints
 
 
 @dataclass
@@ -46,6 +47,9 @@ class ModelConfig:
     # how a history shorter than m (the first steps of a trajectory) is padded: "repeat" frame 0 (the
     # authors'), or "zeros", which tells a step with no history apart from one with little motion
     history_padding: str = "repeat"
+    # a projection of each generated frame during sampling, onto physics the data obey exactly
+    # (stochlift.lifting.constraints): "none", or "water_balance" for Flow data (the wells' water budget)
+    constraint: str = "none"
     residual_scale: float | None = None  # s; None = std of (x_{t+1} - anchor) measured on the training data
     frame_shape: list[int] | None = None  # shape of one frame ([C, H, W] or [D]); None = taken from the data
     options: dict[str, Any] = field(default_factory=dict)  # backbone keyword arguments
@@ -73,6 +77,8 @@ class ModelConfig:
         if self.history_padding == "zeros" and self.output == "second_order":
             raise StochliftError("model.output 'second_order' extrapolates from x_t - x_(t-1): "
                                  "it needs model.history_padding 'repeat'")
+        if self.constraint not in CONSTRAINTS:
+            raise StochliftError(f"model.constraint must be one of {list(CONSTRAINTS)}, got {self.constraint!r}")
         if self.method == "ardm":
             self._validate_ardm()
             return

@@ -34,6 +34,7 @@ from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
+from stochlift.lifting.constraints import constraint_for
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import load_run
 from stochlift.metrics.evaluate import PHYSICS_PROBLEMS, evaluate_physics_files
@@ -424,7 +425,8 @@ def build_report(
             _say(progress, f"forecasting setting ({n} trajectories x {forecast_samples} samples)")
             subset = _heldout_subset(ref, ref_split, n, tmp / "heldout.h5")
             forecast = forecast_scores(model, subset, "test", samples_per_trajectory=forecast_samples,
-                                       initial_frames=initial, seed=seed)
+                                       initial_frames=initial, seed=seed,
+                                       constraint=constraint_for(config.model.constraint, ref.meta))
 
         _say(progress, "figures")
         sections = [

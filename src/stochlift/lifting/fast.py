@@ -94,7 +94,8 @@ class Stepper:
 
     `load(window)` sets the history, then each `step(xi)` returns the next frame [B, *frame] (valid until
     the following step) and shifts the window. `xi` is the frame's randomness, [B, *noise_shape]: the
-    lifting label, or an ARDM's diffusion noises.
+    lifting label, or an ARDM's diffusion noises. A `constraint` (stochlift.lifting.constraints) maps
+    (last frame, network output) to the next frame, in fp32, inside the step (and its CUDA graph).
     """
 
     def __init__(
@@ -108,8 +109,9 @@ class Stepper:
         *,
         autocast: str | None = None,
         cuda_graph: bool = False,
+        constraint: nn.Module | None = None,
     ) -> None:
-        self.net, self.device = net, device
+        self.net, self.device, self.constraint = net, device, constraint
         self.dtype = AUTOCAST_DTYPES.get(autocast) if autocast else None
         self.window = torch.zeros(batch, window, *frame_shape, device=device)
         self.spare = torch.empty_like(self.window)
@@ -128,7 +130,8 @@ class Stepper:
     def _call(self) -> torch.Tensor:
         with self._autocast():
             nxt = self.net(self.window, self.xi)
-        return nxt if nxt.dtype == torch.float32 else nxt.float()
+        nxt = nxt if nxt.dtype == torch.float32 else nxt.float()
+        return nxt if self.constraint is None else self.constraint(self.window[:, -1], nxt)
 
     def _capture(self) -> None:
         side = torch.cuda.Stream()
@@ -160,9 +163,11 @@ class Stepper:
 
 
 class FastRollout:
-    """A model prepared for rollouts on one device, with one Stepper per batch size met."""
+    """A model prepared for rollouts on one device, with one Stepper per batch size met (and the
+    rollout's constraint on each generated frame, if any)."""
 
-    def __init__(self, model: nn.Module, frame_shape: tuple[int, ...], options: FastOptions | None = None) -> None:
+    def __init__(self, model: nn.Module, frame_shape: tuple[int, ...], options: FastOptions | None = None,
+                 constraint: nn.Module | None = None) -> None:
         self.options = options or FastOptions()
         self.device = resolve_device(self.options.device, model)
         self.options.check(self.device)
@@ -172,6 +177,7 @@ class FastRollout:
         self.frame_shape = tuple(frame_shape)
         model.eval()
         self.net = prepare_model(model, self.device, self.options)
+        self.constraint = constraint.to(self.device) if constraint is not None else None
         self._steppers: dict[int, Stepper] = {}
 
     def stepper(self, batch: int) -> Stepper:
@@ -182,7 +188,7 @@ class FastRollout:
     def _new_stepper(self, batch: int, cuda_graph: bool) -> Stepper:
         return Stepper(
             self.net, self.window, self.noise_shape, batch, self.frame_shape, self.device,
-            autocast=self.options.autocast, cuda_graph=cuda_graph,
+            autocast=self.options.autocast, cuda_graph=cuda_graph, constraint=self.constraint,
         )
 
     def output(self, batch: int, frames: int) -> torch.Tensor:

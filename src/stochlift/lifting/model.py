@@ -82,18 +82,32 @@ def build_model(config: ModelConfig) -> LiftedModel | ARDM:
     ardm = config.method == "ardm"
     if ardm and config.backbone == "unet":
         options["label_embedding"] = "sinusoidal"
+        options.pop("label_planes", None)  # an ARDM has no lifting label to lay out as planes
     if config.backbone == "unet":
-        if len(frame_shape) != 3:
-            raise StochliftError(f"the unet backbone needs [C, H, W] frames, got frames of shape {frame_shape}")
-        depths = options.get("depths", "small")
-        if isinstance(depths, str) and depths not in DEPTH_PRESETS:
-            raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
-        _check_divisible(frame_shape[1:], len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths))
+        _check_unet(frame_shape, options, 0 if ardm else config.label_dim)
     in_channels = (config.window + ardm) * channels  # an ARDM also takes the noisy next frame
     label_dim = 1 if ardm else config.label_dim  # an ARDM's "label" is the diffusion step
     backbone = build_backbone(config.backbone, in_channels=in_channels, out_channels=channels, label_dim=label_dim,
                               **options)
     return ARDM(backbone, config) if ardm else LiftedModel(backbone, config)
+
+
+def _check_unet(frame_shape: tuple[int, ...], options: dict, label_dim: int) -> None:
+    """User errors in a U-Net's frame shape and options, named before the network is built."""
+    if len(frame_shape) != 3:
+        raise StochliftError(f"the unet backbone needs [C, H, W] frames, got frames of shape {frame_shape}")
+    depths = options.get("depths", "small")
+    if isinstance(depths, str) and depths not in DEPTH_PRESETS:
+        raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
+    _check_divisible(frame_shape[1:], len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths))
+    planes, pixels = options.get("label_planes", 0), frame_shape[1] * frame_shape[2]
+    if planes and label_dim == 0:
+        raise StochliftError("model.options.label_planes lays out the label as planes: with model.label_dim=0 "
+                             "(no label) set model.options.label_planes=0")
+    if planes and label_dim != planes * pixels:
+        raise StochliftError(f"model.options.label_planes={planes} reshapes the label into {planes} planes of "
+                             f"{frame_shape[1]}x{frame_shape[2]}: set model.label_dim={planes * pixels}, "
+                             f"not {label_dim}")
 
 
 def _check_divisible(spatial: tuple[int, ...], levels: int) -> None:

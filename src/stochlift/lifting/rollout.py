@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+from stochlift.lifting.constraints import constraint_for
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.model import LiftedModel
@@ -33,6 +35,7 @@ def rollout_batches(
     channels_last: bool = False,
     compile: bool = False,
     cuda_graph: bool = False,
+    constraint: nn.Module | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first row, trajectories [b, frames, *frame]) batch by batch, so callers can stream to disk.
 
@@ -45,11 +48,12 @@ def rollout_batches(
     batch_size "auto" fills the GPU (largest batch whose step fits in memory) or is 256 on the CPU; since
     the batch size picks the label streams, pass a number where samples must be reproducible across machines.
     With the default options the samples are bit-identical to the plain one-call-per-frame loop.
+    `constraint` maps (last frame, network output) to each next frame (stochlift.lifting.constraints).
     Memory grows with batch x frames; `rollout_chunks` streams long rollouts in bounded memory.
     """
     options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
                           cuda_graph=cuda_graph)
-    for start, _, out in _rollout(model, initial, frames, None, seed, batch_size, progress, options):
+    for start, _, out in _rollout(model, initial, frames, None, seed, batch_size, progress, options, constraint):
         yield start, out
 
 
@@ -63,6 +67,7 @@ def rollout_chunks(
     seed: int = 0,
     batch_size: int | str = 256,
     progress: bool = False,
+    constraint: nn.Module | None = None,
     **speed,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (first row, first frame, frames [b, t <= chunk_frames, *frame]): `rollout_batches` cut in time.
@@ -74,19 +79,20 @@ def rollout_chunks(
     """
     if not isinstance(chunk_frames, int) or isinstance(chunk_frames, bool) or chunk_frames < 1:
         raise StochliftError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
-    yield from _rollout(model, initial, frames, chunk_frames, seed, batch_size, progress, FastOptions(**speed))
+    yield from _rollout(model, initial, frames, chunk_frames, seed, batch_size, progress, FastOptions(**speed),
+                        constraint)
 
 
 def _rollout(
     model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
-    batch_size: int | str, progress: bool, options: FastOptions,
+    batch_size: int | str, progress: bool, options: FastOptions, constraint: nn.Module | None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None."""
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
-    engine = FastRollout(model, tuple(initial.shape[2:]), options)
+    engine = FastRollout(model, tuple(initial.shape[2:]), options, constraint)
     if batch_size == "auto":
         batch_size = engine.auto_batch_size(limit=n)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -150,6 +156,7 @@ def sample_to_file(
     options: FastOptions | None = None,
     chunk_frames: int | None = None,
     dtype: str | None = None,
+    constraint: str | None = None,
 ) -> Path:
     """Roll a trained run out from initial frames and write the trajectories (split 'generated').
 
@@ -159,6 +166,8 @@ def sample_to_file(
     The rollout streams to the file `chunk_frames` frames at a time (default: about STREAM_BYTES per batch,
     in whole HDF5 chunks), so memory does not grow with `frames`. `dtype` is the storage ("float32" or
     "uint8"; default: the initial frames' file's, so video stays uint8, its values clipped to [0, 1]).
+    `constraint` names the projection of each generated frame (stochlift.lifting.constraints; default: the
+    run's model.constraint, "none" to switch it off), built from the initial frames' file's metadata.
     """
     from stochlift.lifting.well_sampling import well_start
 
@@ -174,6 +183,8 @@ def sample_to_file(
             f"initial frames of shape {list(source.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
         )
     frames = frames or source.meta.frames
+    constraint = constraint or config.model.constraint
+    projection = constraint_for(constraint, source.meta)
     start = initial_frames(source, trajectories, split=initial_split, frames=initial_count) if well is None else well.frames
     meta = TrajectoryMeta(
         dataset_name=f"{source.meta.dataset_name}-generated",
@@ -190,6 +201,7 @@ def sample_to_file(
             "sampling_seed": seed,
             "sampling_batch_size": batch_size,
             "initial_frames": initial_count,
+            "sampling_constraint": constraint,
         },
         dtype=dtype or source.meta.dtype,
     )
@@ -198,7 +210,8 @@ def sample_to_file(
         rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
         chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
         for row, first, batch in rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed,
-                                                batch_size=batch_size, progress=progress, **speed):
+                                                batch_size=batch_size, progress=progress, constraint=projection,
+                                                **speed):
             if not np.isfinite(batch).all():
                 raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
             batch = batch if well is None else well.denormalize(batch)

@@ -152,12 +152,14 @@ def forecast_batches(
     frames: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
+    constraint: Any = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first generated row, batch [b, frames, *frame]) of the forecast ensembles of a truth split.
 
     Generated row g = i*K + s is sample s of truth row i, rolled out from truth row i's first
     `initial_frames` frames. Batch b (rows b*batch_size ..) draws its labels from the stream
-    (seed, "forecast", b), so the samples depend on seed and batch_size only.
+    (seed, "forecast", b), so the samples depend on seed and batch_size only. `constraint`: the projection
+    of each generated frame (stochlift.lifting.constraints), if the model samples with one.
     """
     from stochlift.lifting.labels import stream_seed
     from stochlift.lifting.rollout import rollout_batches
@@ -175,7 +177,8 @@ def forecast_batches(
         rows = np.arange(g0, min(g0 + batch_size, total)) // samples_per_trajectory
         given = file.read(split, slice(int(rows[0]), int(rows[-1]) + 1), slice(0, initial_frames))[rows - rows[0]]
         batch_seed = stream_seed(seed, "forecast", b)
-        for _, out in rollout_batches(model, given, frames, seed=batch_seed, batch_size=len(given)):
+        for _, out in rollout_batches(model, given, frames, seed=batch_seed, batch_size=len(given),
+                                      constraint=constraint):
             if not np.isfinite(out).all():
                 raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
             yield g0, out
@@ -193,6 +196,7 @@ def forecast_scores(
     batch_size: int = 256,
     chunk_size: int = 64,
     rank_points: int | None = 1024,
+    constraint: Any = None,
 ) -> EnsembleScores:
     """Setting (b): roll K samples out of every truth trajectory's own first frames and score them.
 
@@ -210,7 +214,7 @@ def forecast_scores(
     k, n = samples_per_trajectory, file.splits[split]
     accumulator = ForecastAccumulator(frames, k, initial_frames=initial_frames, rank_points=rank_points, seed=seed)
     stream = forecast_batches(model, file, split, samples_per_trajectory=k, initial_frames=initial_frames,
-                              frames=frames, seed=seed, batch_size=batch_size)
+                              frames=frames, seed=seed, batch_size=batch_size, constraint=constraint)
     pending: list[np.ndarray] = []  # generated rows from `ready` on, not yet scored
     ready = 0
     for i0 in range(0, n, chunk_size):
@@ -287,6 +291,7 @@ def write_forecast_samples(
     frames: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
+    constraint: Any = None,
 ) -> Path:
     """Write the forecast ensembles of `forecast_batches` to a file (split 'generated', K rows per truth row).
 
@@ -322,6 +327,6 @@ def write_forecast_samples(
     with TrajectoryWriter(out, meta, {"generated": total}) as writer:
         for row, batch in forecast_batches(model, file, split, samples_per_trajectory=samples_per_trajectory,
                                            initial_frames=initial_frames, frames=frames, seed=seed,
-                                           batch_size=batch_size):
+                                           batch_size=batch_size, constraint=constraint):
             writer.write("generated", row, {name: batch[:, :, c] for c, name in enumerate(meta.field_names)})
     return Path(out)

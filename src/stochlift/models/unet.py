@@ -130,6 +130,9 @@ class UNet(nn.Module):
             "sinusoidal" (a diffusion-time embedding, label_dim 1: the ARDM baseline's).
         groups: GroupNorm groups.
         periodic: circular padding in every convolution (periodic domains).
+        label_planes: k > 0 also feeds xi, reshaped to k planes of the frame's size (d = k H W), as input
+            channels: a spatial label, whose every pixel can steer its own neighbourhood, besides the
+            global FiLM modulation (which moves whole channels at once).
     """
 
     def __init__(
@@ -144,18 +147,21 @@ class UNet(nn.Module):
         label_embedding: str = "mlp",
         groups: int = 8,
         periodic: bool = False,
+        label_planes: int = 0,
     ) -> None:
         super().__init__()
+        if label_planes < 0 or (label_planes and label_dim == 0):
+            raise ValueError(f"label_planes must be >= 0 and needs a label (label_dim > 0), got {label_planes}")
         depths = DEPTH_PRESETS[depths] if isinstance(depths, str) else list(depths)
         pad = "circular" if periodic else "zeros"
         embed = embed_width if label_dim > 0 else 0
-        self.label_dim = label_dim
+        self.label_dim, self.label_planes = label_dim, label_planes
         self.embedding = LabelEmbedding(label_dim, embed_width, label_embedding) if label_dim > 0 else None
 
         def block(c_in: int, c_out: int) -> FiLMResBlock:
             return FiLMResBlock(c_in, c_out, embed, groups, pad)
 
-        self.stem = _conv3(in_channels, depths[0], pad)
+        self.stem = _conv3(in_channels + label_planes, depths[0], pad)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, width in enumerate(depths):
@@ -175,6 +181,8 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embedding(xi) if self.embedding is not None else None
+        if self.label_planes:
+            x = torch.cat([x, xi.view(x.shape[0], self.label_planes, *x.shape[2:])], dim=1)
         h = self.stem(x)
         skips = []
         for i, blocks in enumerate(self.down):
