@@ -24,13 +24,16 @@ import math
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+
+if TYPE_CHECKING:  # torch is imported only when a forecast is rolled out
+    from torch import nn
 from stochlift.metrics.distribution import (
     _RANK_TIES_KEY,
     EnsembleScores,
@@ -152,7 +155,7 @@ def forecast_batches(
     frames: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
-    constraint: Any = None,
+    constraint: nn.Module | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first generated row, batch [b, frames, *frame]) of the forecast ensembles of a truth split.
 
@@ -196,7 +199,7 @@ def forecast_scores(
     batch_size: int = 256,
     chunk_size: int = 64,
     rank_points: int | None = 1024,
-    constraint: Any = None,
+    constraint: nn.Module | None = None,
 ) -> EnsembleScores:
     """Setting (b): roll K samples out of every truth trajectory's own first frames and score them.
 
@@ -291,7 +294,7 @@ def write_forecast_samples(
     frames: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
-    constraint: Any = None,
+    constraint: nn.Module | None = None,
 ) -> Path:
     """Write the forecast ensembles of `forecast_batches` to a file (split 'generated', K rows per truth row).
 
