@@ -103,8 +103,9 @@ class FlowRun:
 
 
 def mobilities(s: np.ndarray, params: FlowParams) -> tuple[np.ndarray, np.ndarray]:
-    """Quadratic Corey mobilities: lambda_w = S^2 / mu_w, lambda_o = (1 - S)^2 / mu_o, S normalised."""
-    norm = np.clip((s - params.swc) / (1.0 - params.swc - params.sor), 0.0, 1.0)
+    """Quadratic Corey mobilities: lambda_w = S^2 / mu_w, lambda_o = (1 - S)^2 / mu_o, S normalised.
+    Array methods only, so torch tensors work too (the sampling constraint's water balance)."""
+    norm = ((s - params.swc) / (1.0 - params.swc - params.sor)).clip(0.0, 1.0)
     return norm * norm / params.mu_w, (1.0 - norm) * (1.0 - norm) / params.mu_o
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from stochlift.config import CONSTRAINTS
-from stochlift.data.flow import FlowParams
+from stochlift.data.flow import FlowParams, fractional_flow
 from stochlift.data.trajectories import TrajectoryMeta
 from stochlift.errors import StochliftError
 
@@ -41,18 +41,12 @@ class WaterBalance(nn.Module):
         self.inflow, self.producer, self.params = float(inflow), tuple(producer), params
         self.max_scale, self.iterations = float(max_scale), int(iterations)
 
-    def fractional_flow(self, s: torch.Tensor) -> torch.Tensor:
-        """f_w = S^2 / (S^2 + (mu_w / mu_o)(1 - S)^2) of the normalised saturation S (stochlift.data.flow's)."""
-        p = self.params
-        norm = ((s - p.swc) / (1.0 - p.swc - p.sor)).clamp(0.0, 1.0)
-        return norm * norm / (norm * norm + (p.mu_w / p.mu_o) * (1.0 - norm) * (1.0 - norm))
-
     def target(self, previous: torch.Tensor, proposed: torch.Tensor) -> torch.Tensor:
         """[B] water the step should add (saturation x cells): inflow less the producer's trapezoid share."""
         i, j = self.producer
         low, high = self.params.swc, 1.0 - self.params.sor
-        f_before = self.fractional_flow(previous[:, 0, i, j])
-        f_after = self.fractional_flow(proposed[:, 0, i, j].clamp(low, high))
+        f_before = fractional_flow(previous[:, 0, i, j], self.params)
+        f_after = fractional_flow(proposed[:, 0, i, j].clamp(low, high), self.params)
         return self.inflow * (1.0 - 0.5 * (f_before + f_after))
 
     def forward(self, previous: torch.Tensor, proposed: torch.Tensor) -> torch.Tensor:
