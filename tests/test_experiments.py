@@ -127,3 +127,14 @@ def test_explicit_interpolant_interpolates_and_is_affine_in_the_label() -> None:
     assert np.allclose(f(a + 2 * b) - f(np.zeros(32)), (f(a) - f(np.zeros(32))) + 2 * (f(b) - f(np.zeros(32))))
     assert np.allclose(f(np.zeros((1, 32))), targets.mean(0))
     assert not ExplicitInterpolant(targets, labels[:, :3]).interpolates
+
+
+def test_no_conditioning_calls_a_breakdown_only_when_the_jump_errs_many_times_more() -> None:
+    from stochlift.experiments.no_conditioning import BREAKDOWN_RATIO, _verdict
+
+    rollout = {"spectrum_error_decades": 0.1}
+    worse_spectrum = {"spectrum_error_decades": 0.2}
+    assert "breaks down" in _verdict(BREAKDOWN_RATIO + 1, worse_spectrum, rollout)
+    assert "but no breakdown" in _verdict(1.8, worse_spectrum, rollout)  # the paper's direction, not its size
+    assert _verdict(0.8, worse_spectrum, rollout).startswith("no breakdown")
+    assert _verdict(BREAKDOWN_RATIO + 1, {"spectrum_error_decades": 0.05}, rollout).startswith("no breakdown")

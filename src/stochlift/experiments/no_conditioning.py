@@ -22,6 +22,9 @@ from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.wasserstein import wasserstein_1d
 from stochlift.plots_experiments import save_field_grid
 
+# how many times the rollout's last-frame mass error the direct jump must make to count as a breakdown
+BREAKDOWN_RATIO = 3.0
+
 
 def endpoints_file(data: Path, out: Path) -> Path:
     """The data set reduced to two frames per trajectory, x_0 and x_{T-1} (written once)."""
@@ -87,14 +90,14 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
                          ("direct x_0 -> x_T-1", jumped[:k, 0])], [f"sample {i}" for i in range(k)], reference=truth[:, 0])
         figures.append(f"no_conditioning_{problem}.png")
         r, d = scores["rollout"], scores["direct"]
+        mass_ratio = d["mass_w2_relative"] / max(r["mass_w2_relative"], 1e-12)
         findings.append(f"{problem}: last-frame mass W2 / truth std is {d['mass_w2_relative']:.2f} for the direct jump "
-                        f"against {r['mass_w2_relative']:.2f} for the rollout ({d['mass_w2_relative'] / max(r['mass_w2_relative'], 1e-12):.1f}x); "
+                        f"against {r['mass_w2_relative']:.2f} for the rollout ({mass_ratio:.1f}x); "
                         f"std-field error {d['std_field_error_relative']:.2f} against {r['std_field_error_relative']:.2f}; "
                         f"power spectrum off by {d['spectrum_error_decades']:.2f} decades on average against "
                         f"{r['spectrum_error_decades']:.2f}; sharpness (mean |gradient|) {d['gradient_ratio']:.2f} of the "
                         f"truth's against {r['gradient_ratio']:.2f}.")
-        worse = d["mass_w2_relative"] > r["mass_w2_relative"] and d["spectrum_error_decades"] > r["spectrum_error_decades"]
-        findings.append(f"{problem}: {'the direct jump breaks down, as in the paper' if worse else 'no breakdown of the direct jump at this scale: the rollout drifts more over its T-1 steps than the jump errs'}.")
+        findings.append(f"{problem}: {_verdict(mass_ratio, d, r)}.")
     lines = ["Last frame, generated from the shared initial condition vs the held-out last frames "
              "(errors divided by the truth's spread; lower is better; spread ratio 1 is right).", "",
              "| problem | model | mass W2 | mass W2 / std | mean-field error | std-field error | spread ratio | "
@@ -106,3 +109,15 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
                          f"{s['mean_field_error_relative']:.2f} | {s['std_field_error_relative']:.2f} | {s['spread_ratio']:.2f} | "
                          f"{s['spectrum_error_decades']:.2f} | {s['gradient_ratio']:.2f} |")
     return ExperimentResult(table="\n".join(lines), numbers=numbers, figures=figures, findings=findings)
+
+
+def _verdict(mass_ratio: float, direct: dict[str, float], rollout: dict[str, float]) -> str:
+    """A breakdown (the paper's Figure 4 right) only when the jump's mass error is many times the rollout's."""
+    worse = mass_ratio > 1 and direct["spectrum_error_decades"] > rollout["spectrum_error_decades"]
+    if worse and mass_ratio >= BREAKDOWN_RATIO:
+        return f"the direct jump breaks down, as in the paper (mass error {mass_ratio:.1f}x the rollout's)"
+    if worse:
+        return (f"the direct jump is worse than the rollout, the paper's direction, but no breakdown: its mass error "
+                f"is {mass_ratio:.1f}x the rollout's (a breakdown: >= {BREAKDOWN_RATIO:g}x)")
+    return ("no breakdown of the direct jump at this scale: the rollout drifts more over its T-1 steps "
+            "than the jump errs")
