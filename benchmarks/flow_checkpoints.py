@@ -12,7 +12,6 @@ does the small validation split rank snapshots as the test split does?
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
@@ -23,27 +22,23 @@ from pathlib import Path
 
 import torch
 
-from stochlift.config import apply_overrides, load_config
-from stochlift.lifting.checkpoint import CHECKPOINT_NAME
-from stochlift.lifting.rollout import sample_to_file
-from stochlift.lifting.train import train
-from stochlift.metrics.evaluate import evaluate_files
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flow_recipe import recipe_config, recipe_parser  # noqa: E402  (the sibling benchmark's arguments)
+
+from stochlift.lifting.checkpoint import CHECKPOINT_NAME  # noqa: E402
+from stochlift.lifting.rollout import sample_to_file  # noqa: E402
+from stochlift.lifting.train import train  # noqa: E402
+from stochlift.metrics.evaluate import evaluate_files  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("name")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("runs/flow-checkpoints"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser = recipe_parser(__doc__.splitlines()[0], "runs/flow-checkpoints")
     parser.add_argument("--stops", type=int, nargs="+", default=[1500, 2000, 2500, 3000])
-    parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()
     run = args.out / args.name
-    config = apply_overrides(load_config("flow-quick"), [f"train.seed={args.seed}", *args.overrides])
-    config.data.path = str(args.data)
+    config = recipe_config(args)
     for stop in sorted(args.stops):
         train(config, run, resume=(run / CHECKPOINT_NAME).exists(), stop_after=stop, progress=True)
         snapshot = args.out / f"{args.name}-{stop}"

@@ -24,24 +24,35 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flow_mass_balance import compare  # noqa: E402  (the sibling benchmark's with/without comparison)
 
-from stochlift.config import apply_overrides, load_config  # noqa: E402
+from stochlift.config import RunConfig, apply_overrides, load_config  # noqa: E402
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME  # noqa: E402
 from stochlift.lifting.train import train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def recipe_parser(description: str, default_out: str) -> argparse.ArgumentParser:
+    """The arguments of a recipe-search run: NAME --data --out --seed OVERRIDES (shared by flow_checkpoints)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("name")
     parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("runs/flow-recipe"))
+    parser.add_argument("--out", type=Path, default=Path(default_out))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args()
-    run = args.out / args.name
+    return parser
+
+
+def recipe_config(args: argparse.Namespace) -> RunConfig:
+    """flow-quick with the run's seed and overrides, on the run's data file."""
     config = apply_overrides(load_config("flow-quick"), [f"train.seed={args.seed}", *args.overrides])
     config.data.path = str(args.data)
+    return config
+
+
+def main() -> None:
+    args = recipe_parser(__doc__.splitlines()[0], "runs/flow-recipe").parse_intermixed_args()
+    run = args.out / args.name
+    config = recipe_config(args)
     started = time.perf_counter()
     train(config, run, resume=(run / CHECKPOINT_NAME).exists(), progress=True)
     seconds = time.perf_counter() - started
