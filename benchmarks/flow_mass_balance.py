@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stochlift.config import CONSTRAINTS
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.io import atomic_path
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.metrics.evaluate import evaluate_files
 
 RESULTS = Path(__file__).resolve().parent / "results"
-CONSTRAINTS = ("none", "water_balance")
 
 
 def _rounded(values: np.ndarray) -> list[float]:
