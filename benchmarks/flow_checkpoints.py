@@ -15,16 +15,14 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import platform
 import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flow_recipe import recipe_config, recipe_parser  # noqa: E402  (the sibling benchmark's arguments)
 
+from stochlift.bench import machine  # noqa: E402
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME  # noqa: E402
 from stochlift.lifting.rollout import sample_to_file  # noqa: E402
 from stochlift.lifting.train import train  # noqa: E402
@@ -55,7 +53,7 @@ def main() -> None:
         record["tau_std"] = round(float(metrics.tau_generated.std()), 4)
         record.update({
             "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} python {' '.join(sys.argv)}",
-            "machine": f"{platform.machine()} {platform.processor()}, torch {torch.__version__}",
+            "machine": machine(),
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         })
         print(json.dumps(record), flush=True)

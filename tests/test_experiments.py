@@ -47,8 +47,9 @@ def smoke_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     patch = pytest.MonkeyPatch()
     patch.setattr(experiments, "EXPERIMENT_DIR", configs)
     try:
-        for name in SMOKE:
-            experiments.run_experiment(name, scale="smoke", out=out, progress=False, command=f"test {name}")
+        for name in SMOKE:  # label_dim trains its two new models (d = 0, 16) side by side
+            experiments.run_experiment(name, scale="smoke", out=out, progress=False, command=f"test {name}",
+                                       jobs=2 if name == "label_dim" else 1)
     finally:
         patch.undo()
     return out / "smoke"
@@ -90,6 +91,23 @@ def test_runs_are_shared_and_a_second_run_reuses_everything(smoke_results: Path,
     monkeypatch.setattr(experiments, "EXPERIMENT_DIR", configs)
     folder = experiments.run_experiment("nearest_neighbour", scale="smoke", out=smoke_results.parent, progress=False)
     assert "everything reused" in (folder / "results.md").read_text()
+
+
+def test_models_trained_side_by_side_equal_those_trained_one_at_a_time(smoke_results: Path, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    from stochlift.experiments.label_dim import planned_runs
+    from stochlift.experiments.workspace import Workspace
+    from stochlift.lifting.checkpoint import CHECKPOINT_NAME
+
+    settings = {**SMOKE["label_dim"], "label_dims": [16]}
+    parallel = Workspace(smoke_results / "_work", progress=False)
+    alone = Workspace(tmp_path, progress=False)  # trains the same plan (same data file) again, by itself
+    plan = planned_runs(parallel, settings)[0]
+    a, b = (load_file(str(run / CHECKPOINT_NAME)) for run in (alone.run(*plan), parallel.run_dir(*plan)))
+    assert a.keys() == b.keys() and len(a) > 10  # weights and optimizer state
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5, rtol=0, err_msg=key)
 
 
 def test_unknown_experiment_and_scale_are_user_errors(run_cli_inprocess) -> None:

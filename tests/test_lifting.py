@@ -217,6 +217,21 @@ def test_data_trajectories_trains_on_the_first_n_only(tiny_data) -> None:
         apply_overrides(load_config(None), ["data.trajectories=0"])
 
 
+@pytest.mark.parametrize("padding", ["repeat", "zeros"])
+@pytest.mark.parametrize("window", [1, 3])
+def test_a_split_held_in_memory_gives_the_batches_read_pair_by_pair(tiny_data, padding: str, window: int) -> None:
+    from stochlift.data.trajectories import TrajectoryFile
+    from stochlift.lifting.pairs import FileSource
+
+    file = TrajectoryFile(tiny_data)
+    held, streamed = FileSource(file, "train", limit=3), FileSource(file, "train", limit=3, in_memory_bytes=0)
+    assert held.data is not None and held.data.shape[0] == 3 and streamed.data is None
+    index = np.array([0, 1, 2, 5, 1, 3 * (file.meta.frames - 1) - 1])  # padded windows, repeats, the last pair
+    batches = (PairSet(source, window, padding).batch(index) for source in (held, streamed))
+    for got, expected in zip(*batches):
+        assert got.dtype == torch.float32 and torch.equal(got, expected)
+
+
 def test_smooth_input_noise_has_unit_variance_and_the_asked_correlation_length():
     from stochlift.lifting.train import perturbation, smooth_field
 

@@ -19,6 +19,7 @@ from stochlift.config import ModelConfig
 from stochlift.data.flow import FlowParams
 from stochlift.errors import StochliftError
 from stochlift.lifting.constraints import WaterBalance
+from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.model import build_model
 from stochlift.lifting.rollout import rollout
@@ -138,6 +139,20 @@ def test_cuda_rollout_matches_the_cpu() -> None:
     gpu = rollout(model, start, 6, seed=3, batch_size=2, device="cuda")
     np.testing.assert_allclose(gpu, reference(model, start, 6, 3, 2), atol=1e-3, rtol=0)
     assert next(model.parameters()).device.type == "cpu"  # the caller's model stays where it was
+
+
+@pytest.mark.parametrize("graph", [False, pytest.param(True, marks=cuda)])
+def test_a_stepper_used_outside_no_grad_steps_like_the_rollout(graph: bool) -> None:
+    """benchmarks call the engine directly, with autograd on: the in-place window update must not trip it."""
+    model, start = unet(), initial(n=2, k=3)
+    device = "cuda" if graph else "cpu"
+    engine = FastRollout(model, (1, 8, 8), FastOptions(device=device, cuda_graph=graph))
+    stepper = engine.stepper(2)
+    stepper.load(torch.as_tensor(start).to(device))
+    xi = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.to(device)(torch.as_tensor(start).to(device), xi.to(device))
+    np.testing.assert_allclose(stepper.step(xi.to(device)).cpu().numpy(), expected.cpu().numpy(), atol=1e-5, rtol=0)
 
 
 @cuda

@@ -24,11 +24,14 @@ def data() -> None:
 @click.option("--frames", type=int, callback=positive, help="Stored frames T per trajectory.")
 @click.option("--size", type=int, callback=positive, help="Grid size S (S x S).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def data_wave(out: str, preset: str, trajectories: int | None, frames: int | None, size: int | None, seed: int) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def data_wave(out: str, preset: str, trajectories: int | None, frames: int | None, size: int | None, seed: int,
+              quiet: bool) -> None:
     """The Wave problem: u_tt = c(x)^2 Laplace u in a random medium c, from a fixed Gaussian bump."""
     from stochlift.data.datasets import make_wave_dataset
 
-    path = make_wave_dataset(out, preset=preset, trajectories=trajectories, frames=frames, size=size, seed=seed)
+    path = make_wave_dataset(out, preset=preset, trajectories=trajectories, frames=frames, size=size, seed=seed,
+                             progress=not quiet)
     click.echo(f"wrote {path}")
 
 

@@ -52,10 +52,20 @@ EXPERIMENTS = {
 }
 
 
-def _implementation(name: str) -> Experiment:
-    if name not in EXPERIMENTS:
+# experiment name -> its planner: the runs it trains, known before any of them is trained (for --jobs)
+PLANNERS = {
+    "table1": "table1:planned_runs",
+    "figure3": "table1:planned_figure3_runs",
+    "label_dim": "label_dim:planned_runs",
+    "no_conditioning": "no_conditioning:planned_runs",
+    "nearest_neighbour": "nearest_neighbour:planned_runs",
+}
+
+
+def _implementation(name: str, registry: dict[str, str] = EXPERIMENTS) -> Callable[..., Any]:
+    if name not in registry:
         raise StochliftError(f"experiment {name!r} has settings but no implementation; known: {sorted(EXPERIMENTS)}")
-    module, function = EXPERIMENTS[name].split(":")
+    module, function = registry[name].split(":")
     return getattr(importlib.import_module(f"stochlift.experiments.{module}"), function)
 
 
@@ -76,8 +86,14 @@ def load_settings(name: str, scale: str) -> dict[str, Any]:
 
 
 def run_experiment(name: str, *, scale: str = "quick", out: str | os.PathLike = "results", progress: bool = True,
-                   command: str | None = None) -> Path:
-    """Run (or continue) one experiment; returns its results folder <out>/<scale>/<name>."""
+                   command: str | None = None, jobs: int = 1) -> Path:
+    """Run (or continue) one experiment; returns its results folder <out>/<scale>/<name>.
+
+    jobs > 1 first trains the experiment's models that many side by side (separate processes), which
+    pays on a GPU, where one small model leaves it mostly idle; the results are the same.
+    """
+    if jobs < 1:
+        raise StochliftError(f"jobs must be at least 1, got {jobs}")
     settings = load_settings(name, scale)
     experiment = _implementation(name)
     root = Path(out) / scale
@@ -85,6 +101,8 @@ def run_experiment(name: str, *, scale: str = "quick", out: str | os.PathLike = 
     folder.mkdir(parents=True, exist_ok=True)
     workspace = Workspace(root / "_work", progress=progress)
     began = time.perf_counter()
+    if jobs > 1 and name in PLANNERS:
+        workspace.train_parallel(_implementation(name, PLANNERS)(workspace, settings), jobs)
     result = experiment(workspace, settings, folder)
     seconds = time.perf_counter() - began
     _write(folder, name, scale, settings, result, seconds, workspace.seconds, command or " ".join(sys.argv))

@@ -14,7 +14,7 @@ import torch
 from stochlift.baselines.interpolant import ExplicitInterpolant
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.experiments import ExperimentResult
-from stochlift.experiments.workspace import Workspace, model_config
+from stochlift.experiments.workspace import PlannedRun, Workspace, model_config
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.pairs import FileSource, PairSet
 from stochlift.lifting.train import load_run
@@ -77,13 +77,21 @@ def interpolant_first_step(data: Path, dims: list[int], seed: int = 0, samples: 
     return out
 
 
+def planned_runs(ws: Workspace, settings: dict[str, Any]) -> list[PlannedRun]:
+    """One run per label dimension d, in the order of settings["label_dims"]."""
+    problem = settings["problem"]
+    data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
+    return [PlannedRun(problem, "sl", model_config(settings["base"], problem, data,
+                                                   [*settings.get("train_overrides", []), f"model.label_dim={d}"]))
+            for d in settings["label_dims"]]
+
+
 def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResult:
     problem, dims = settings["problem"], list(settings["label_dims"])
     data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
     rows = []
-    for d in dims:
-        config = model_config(settings["base"], problem, data, [*settings.get("train_overrides", []), f"model.label_dim={d}"])
-        run_dir = ws.run(problem, "sl", config)
+    for d, plan in zip(dims, planned_runs(ws, settings)):
+        run_dir = ws.run(*plan)
         samples = ws.samples(problem, "sl", run_dir, settings["trajectories"], settings.get("sample_seed", 1))
         report, _ = ws.evaluate(data, samples)
         fitted = training_set_loss(run_dir)

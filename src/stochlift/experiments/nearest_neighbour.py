@@ -17,7 +17,7 @@ import torch
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.experiments import ExperimentResult
 from stochlift.experiments.table1 import models
-from stochlift.experiments.workspace import Workspace, model_config
+from stochlift.experiments.workspace import PlannedRun, Workspace, model_config
 from stochlift.plots_experiments import save_field_grid, save_ratio_histogram
 
 
@@ -44,12 +44,19 @@ def novelty_ratios(samples: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, 
     return nn_distance / np.maximum(own_distance[nn_index], 1e-30), nn_index, own_index[nn_index]
 
 
+def planned_runs(ws: Workspace, settings: dict[str, Any]) -> list[PlannedRun]:
+    """The table's SL model on each problem."""
+    _, _, sl_overrides = models(settings)[0]
+    return [PlannedRun(problem, "sl", model_config(settings["base"], problem, ws.data(
+        problem, settings["data_preset"], **settings.get("data_shrink", {})), sl_overrides))
+        for problem in settings["problems"]]
+
+
 def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResult:
     numbers, figures, findings = {}, [], []
-    for problem in settings["problems"]:
+    for problem, plan in zip(settings["problems"], planned_runs(ws, settings)):
         data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
-        _, _, sl_overrides = models(settings)[0]
-        run_dir = ws.run(problem, "sl", model_config(settings["base"], problem, data, sl_overrides))
+        run_dir = ws.run(*plan)
         samples = ws.samples(problem, "sl", run_dir, settings["trajectories"], settings.get("sample_seed", 1))
         file = TrajectoryFile(data)
         train = file.read("train", slice(None))

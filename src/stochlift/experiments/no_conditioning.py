@@ -17,7 +17,7 @@ import numpy as np
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.experiments import ExperimentResult
 from stochlift.experiments.table1 import models
-from stochlift.experiments.workspace import Workspace, model_config
+from stochlift.experiments.workspace import PlannedRun, Workspace, model_config
 from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.wasserstein import wasserstein_1d
 from stochlift.plots_experiments import save_field_grid
@@ -68,16 +68,27 @@ def _gradient(frames: np.ndarray) -> float:
     return float(np.mean(np.abs(np.diff(frames, axis=-1))) + np.mean(np.abs(np.diff(frames, axis=-2))))
 
 
-def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResult:
-    numbers, figures, findings = {}, [], []
+def planned_runs(ws: Workspace, settings: dict[str, Any]) -> list[PlannedRun]:
+    """Per problem: the rollout model (the table's SL model, shared with table1), then the direct jump."""
+    _, _, sl_overrides = models(settings)[0]
+    plans = []
     for problem in settings["problems"]:
         data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
-        _, _, sl_overrides = models(settings)[0]  # the table's SL model, shared with table1
-        rollout_run = ws.run(problem, "sl", model_config(settings["base"], problem, data, sl_overrides))
-        rollout = ws.samples(problem, "sl", rollout_run, settings["trajectories"], settings.get("sample_seed", 1))
         ends = endpoints_file(data, ws.root / "data" / f"{data.stem}-endpoints.h5")
-        direct_config = model_config(settings["base"], problem, ends, [*sl_overrides, "model.window=1"])
-        direct_run = ws.run(problem, "sl-direct", direct_config)
+        plans += [PlannedRun(problem, "sl", model_config(settings["base"], problem, data, sl_overrides)),
+                  PlannedRun(problem, "sl-direct", model_config(settings["base"], problem, ends,
+                                                                [*sl_overrides, "model.window=1"]))]
+    return plans
+
+
+def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResult:
+    numbers, figures, findings = {}, [], []
+    plans = planned_runs(ws, settings)
+    for problem, rollout_plan, direct_plan in zip(settings["problems"], plans[::2], plans[1::2]):
+        data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
+        rollout_run = ws.run(*rollout_plan)
+        rollout = ws.samples(problem, "sl", rollout_run, settings["trajectories"], settings.get("sample_seed", 1))
+        direct_run = ws.run(*direct_plan)
         direct = ws.samples(problem, "sl-direct", direct_run, settings["trajectories"], settings.get("sample_seed", 1))
         truth = TrajectoryFile(data).read("test", slice(None), slice(-1, None))[:, 0]
         rolled = TrajectoryFile(rollout).read("generated", slice(None), slice(-1, None))[:, 0]

@@ -15,7 +15,7 @@ import numpy as np
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.experiments import ExperimentResult, load_settings
-from stochlift.experiments.workspace import Workspace, model_config
+from stochlift.experiments.workspace import PlannedRun, Workspace, model_config
 from stochlift.plots_experiments import (
     save_crossing_histograms,
     save_rollout_rows,
@@ -44,16 +44,30 @@ def _slug(label: str) -> str:
     return label.lower().replace(" ", "-").replace("=", "")
 
 
+def planned_runs(ws: Workspace, settings: dict[str, Any]) -> list[PlannedRun]:
+    """Every model of the table on every problem, problem by problem in the order of `models`."""
+    plans = []
+    for problem in settings["problems"]:
+        data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
+        plans += [PlannedRun(problem, _slug(label), model_config(settings["base"], problem, data, overrides))
+                  for label, _, overrides in models(settings)]
+    return plans
+
+
+def planned_figure3_runs(ws: Workspace, settings: dict[str, Any]) -> list[PlannedRun]:
+    return planned_runs(ws, load_settings(settings.get("models_from", "table1"), settings["scale"]))
+
+
 def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """Train, sample, score and time every model on every problem (reusing whatever exists)."""
     results: dict[str, list[dict[str, Any]]] = {}
     timing = settings.get("timing", {})
+    plans = iter(planned_runs(ws, settings))
     for problem in settings["problems"]:
         data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
         rows = []
-        for label, calls, overrides in models(settings):
-            config = model_config(settings["base"], problem, data, overrides)
-            run = ws.run(problem, _slug(label), config)
+        for (label, calls, _), plan in zip(models(settings), plans):
+            run = ws.run(*plan)
             samples = ws.samples(problem, _slug(label), run, settings["trajectories"], settings.get("sample_seed", 1))
             report, metrics = ws.evaluate(data, samples)
             speed = ws.seconds_per_frame(problem, run, timing.get("batch", 64), timing.get("frames", 2))

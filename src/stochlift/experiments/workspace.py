@@ -13,14 +13,17 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from tqdm.auto import tqdm
 
 from stochlift.config import RunConfig, apply_overrides, load_config
 from stochlift.data.datasets import make_wave_dataset
@@ -53,6 +56,14 @@ def model_config(base: str, problem: str, data: Path, overrides: list[str] | tup
     return config
 
 
+class PlannedRun(NamedTuple):
+    """One model an experiment trains: `Workspace.run(*plan)` trains it, `train_parallel` many at once."""
+
+    problem: str
+    label: str
+    config: RunConfig
+
+
 @dataclass
 class Workspace:
     """<root>/data, runs, samples and timings of one experiment scale."""
@@ -83,14 +94,37 @@ class Workspace:
                 DATASETS[problem](path, preset=preset, seed=seed, progress=self.progress, **shrink)
         return path
 
+    def run_dir(self, problem: str, label: str, config: RunConfig) -> Path:
+        return self.root / "runs" / problem / f"{label}-{config_hash(config)}"
+
     def run(self, problem: str, label: str, config: RunConfig) -> Path:
         """A trained run of this config (trained, or resumed, when not finished yet)."""
-        run_dir = self.root / "runs" / problem / f"{label}-{config_hash(config)}"
+        run_dir = self.run_dir(problem, label, config)
         with _exclusive(run_dir), self._stage("train"):
             if not _finished(run_dir):
                 self._say(f"training {problem} {label} -> {run_dir}")
                 train(config, run_dir, resume=(run_dir / CHECKPOINT_NAME).exists(), progress=self.progress)
         return run_dir
+
+    def train_parallel(self, plans: Sequence[PlannedRun], jobs: int, threads: int | None = None) -> None:
+        """Train the plans' unfinished runs in `jobs` processes side by side (`threads` torch threads each).
+
+        A small model leaves a GPU mostly idle, its steps waiting on the CPU side, so several of them train
+        in about the time of one. Each process takes its run's lock as `run` does, and the experiment
+        afterwards finds the runs finished and reuses them; results are those of training one at a time.
+        """
+        todo = list({self.run_dir(*plan): plan for plan in plans
+                     if not _finished(self.run_dir(*plan))}.values())
+        if jobs < 2 or len(todo) < 2:
+            return
+        jobs = min(jobs, len(todo))
+        threads = threads or max(1, torch.get_num_threads() // jobs)  # never more threads than cores in all
+        self._say(f"training {len(todo)} runs, {jobs} side by side")
+        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+        with self._stage("train"), ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(_train_planned, self.root, plan, threads) for plan in todo]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="runs", disable=not self.progress):
+                future.result()  # a failed run stops the experiment with its error
 
     def samples(self, problem: str, label: str, run_dir: Path, trajectories: int, seed: int,
                 initial: Path | None = None) -> Path:
@@ -127,6 +161,11 @@ class Workspace:
     def _say(self, message: str) -> None:
         if self.progress:
             print(f"[experiment] {message}", flush=True)
+
+
+def _train_planned(root: Path, plan: PlannedRun, threads: int) -> Path:
+    torch.set_num_threads(threads)
+    return Workspace(root, progress=False).run(*plan)
 
 
 @contextmanager

@@ -133,6 +133,7 @@ class Stepper:
         nxt = nxt if nxt.dtype == torch.float32 else nxt.float()
         return nxt if self.constraint is None else self.constraint(self.window[:, -1], nxt)
 
+    @torch.no_grad()  # the captured cat(out=...) and copy_ must not record autograd history
     def _capture(self) -> None:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -150,6 +151,7 @@ class Stepper:
     def load(self, window: torch.Tensor) -> None:
         self.window.copy_(window)
 
+    @torch.no_grad()
     def step(self, xi: torch.Tensor | None) -> torch.Tensor:
         if self.xi is not None:
             self.xi.copy_(xi, non_blocking=True)

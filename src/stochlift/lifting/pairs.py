@@ -7,6 +7,7 @@ frame 0 is padded exactly as rollouts start: by repeating frame 0 (the authors' 
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
@@ -64,18 +65,36 @@ class ArraySource:
         return self.data[trajectory, start:stop]
 
 
-class FileSource:
-    """One split of a trajectory file, read window by window (never the whole file)."""
+# A split (its first `limit` trajectories) at most this large as float32 is read once and served from memory
+IN_MEMORY_BYTES = 256 * 2**20
 
-    def __init__(self, file: TrajectoryFile, split: str = "train", limit: int | None = None) -> None:
+
+class FileSource:
+    """One split of a trajectory file. A small one (<= `in_memory_bytes` as float32) is read whole on first
+    use and batches are gathered from memory in one step: on a GPU a step otherwise waits on one small HDF5
+    read per pair. A larger split is read window by window, never whole."""
+
+    def __init__(self, file: TrajectoryFile, split: str = "train", limit: int | None = None,
+                 in_memory_bytes: int = IN_MEMORY_BYTES) -> None:
         if split not in file.splits:
             raise StochliftError(f"{file.path} has no split {split!r}; it has {list(file.splits)}")
         self.file, self.split = file, split
         self.n_trajectories = min(file.splits[split], limit or file.splits[split])  # the first `limit` only
         self.frames = file.meta.frames
         self.frame_shape = file.meta.frame_shape
+        self._in_memory = 4 * self.n_trajectories * self.frames * math.prod(self.frame_shape) <= in_memory_bytes
+        self._data: np.ndarray | None = None
+
+    @property
+    def data(self) -> np.ndarray | None:
+        """The split's trajectories [N, T, *frame] in memory, or None when the split is streamed."""
+        if self._in_memory and self._data is None:
+            self._data = self.file.read(self.split, slice(0, self.n_trajectories))
+        return self._data
 
     def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
+        if self.data is not None:
+            return self.data[trajectory, start:stop]
         return self.file.read(self.split, trajectory, slice(start, stop))
 
 
@@ -122,8 +141,23 @@ class PairSet:
 
     def batch(self, pairs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Stacked windows [B, m, *frame] and targets [B, *frame] as float32 tensors."""
+        data = getattr(self.source, "data", None)
+        if data is not None:
+            return self._gather(data, np.asarray(pairs, dtype=np.int64))
         windows, targets = zip(*(self.get(p) for p in pairs))
         return torch.from_numpy(np.stack(windows)), torch.from_numpy(np.stack(targets))
+
+    def _gather(self, data: np.ndarray, pairs: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """`batch` from trajectories in memory: one indexing step instead of a read per pair, padded as
+        `initial_window` pads (frame 0 repeated, or zeros, where the window reaches before frame 0)."""
+        trajectory, offset = np.divmod(pairs, self.pairs_per_trajectory)
+        target = offset + 1
+        frames = target[:, None] - self.window + np.arange(self.window)  # [B, m]; < 0 before frame 0
+        windows = data[trajectory[:, None], np.maximum(frames, 0)]
+        if self.padding == "zeros":
+            windows[frames < 0] = 0
+        windows, targets = (np.ascontiguousarray(a, dtype=np.float32) for a in (windows, data[trajectory, target]))
+        return torch.from_numpy(windows), torch.from_numpy(targets)
 
     def increment_scale(self, output: str = "residual", n_samples: int = 2048, seed: int = 0) -> float:
         """Standard deviation of x_{t+1} - anchor (x_t for "residual") over a random subset of pairs.
