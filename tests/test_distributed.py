@@ -176,8 +176,12 @@ STREAM_SCRIPT = textwrap.dedent(
     """
     import sys, torch
     torch.set_num_threads(1)
+    import stochlift.lifting.pairs
     from stochlift.config import apply_overrides, load_config
     from stochlift.lifting.train import train
+
+    # the 200 MiB split is under the 256 MiB that training holds in memory: measure the streaming path
+    stochlift.lifting.pairs.IN_MEMORY_BYTES = 0
 
     def status(key):
         for line in open("/proc/self/status"):

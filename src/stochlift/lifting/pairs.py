@@ -70,19 +70,20 @@ IN_MEMORY_BYTES = 256 * 2**20
 
 
 class FileSource:
-    """One split of a trajectory file. A small one (<= `in_memory_bytes` as float32) is read whole on first
-    use and batches are gathered from memory in one step: on a GPU a step otherwise waits on one small HDF5
-    read per pair. A larger split is read window by window, never whole."""
+    """One split of a trajectory file. A small one (as float32 at most `in_memory_bytes`, by default
+    IN_MEMORY_BYTES) is read whole on first use and batches are gathered from memory in one step: on a GPU
+    a step otherwise waits on one small HDF5 read per pair. A larger split is read window by window."""
 
     def __init__(self, file: TrajectoryFile, split: str = "train", limit: int | None = None,
-                 in_memory_bytes: int = IN_MEMORY_BYTES) -> None:
+                 in_memory_bytes: int | None = None) -> None:
         if split not in file.splits:
             raise StochliftError(f"{file.path} has no split {split!r}; it has {list(file.splits)}")
         self.file, self.split = file, split
         self.n_trajectories = min(file.splits[split], limit or file.splits[split])  # the first `limit` only
         self.frames = file.meta.frames
         self.frame_shape = file.meta.frame_shape
-        self._in_memory = 4 * self.n_trajectories * self.frames * math.prod(self.frame_shape) <= in_memory_bytes
+        cap = IN_MEMORY_BYTES if in_memory_bytes is None else in_memory_bytes
+        self._in_memory = 4 * self.n_trajectories * self.frames * math.prod(self.frame_shape) <= cap
         self._data: np.ndarray | None = None
 
     @property
