@@ -334,8 +334,8 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results go to OUT/SCALE/NAME/; data, runs and samples shared between experiments to OUT/SCALE/_work/.")
 @click.option("--jobs", type=int, default=1, show_default=True, callback=positive,
-              help="Train the experiment's models this many at a time, in separate processes: on a GPU, where one "
-                   "small model leaves it mostly idle, N of them take about the time of one. Same results.")
+              help="Train the experiment's models this many at a time, in separate processes (for a GPU, which one "
+                   "small model leaves mostly idle; keep N x threads within the cores). Same results.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def experiment(name: str, scale: str, out: str, quiet: bool, jobs: int) -> None:
     """Regenerate one piece of the paper's evidence and write a results folder (results.md, results.json, figures).

@@ -109,9 +109,9 @@ class Workspace:
     def train_parallel(self, plans: Sequence[PlannedRun], jobs: int, threads: int | None = None) -> None:
         """Train the plans' unfinished runs in `jobs` processes side by side (`threads` torch threads each).
 
-        A small model leaves a GPU mostly idle, its steps waiting on the CPU side, so several of them train
-        in about the time of one. Each process takes its run's lock as `run` does, and the experiment
-        afterwards finds the runs finished and reuses them; results are those of training one at a time.
+        A small model leaves a GPU mostly idle, its steps waiting on the CPU side, so several can share it.
+        Each process takes its run's lock as `run` does, and the experiment afterwards finds the runs
+        finished and reuses them; results are those of training one at a time.
         """
         todo = list({self.run_dir(*plan): plan for plan in plans
                      if not _finished(self.run_dir(*plan))}.values())
