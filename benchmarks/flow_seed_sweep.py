@@ -35,6 +35,7 @@ VARIANTS: dict[str, list[str]] = {
     "steps4000": ["train.steps=4000"],               # longer (the CPU demo could afford it)
     "lr1.5e-3": ["train.lr=1.5e-3"],                 # lr 2e-3 widened the crossing times: lower still?
     "lr1e-3": ["train.lr=1.0e-3"],
+    "lr2e-3-steps2500": ["train.lr=2.0e-3", "train.steps=2500"],  # the wider spread, the breakthroughs sooner?
 }
 
 
