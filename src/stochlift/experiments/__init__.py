@@ -95,7 +95,7 @@ def run_experiment(name: str, *, scale: str = "quick", out: str | os.PathLike = 
     if jobs < 1:
         raise StochliftError(f"jobs must be at least 1, got {jobs}")
     settings = load_settings(name, scale)
-    experiment = _implementation(name)
+    experiment: Experiment = _implementation(name)
     root = Path(out) / scale
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)

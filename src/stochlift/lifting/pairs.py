@@ -94,8 +94,9 @@ class FileSource:
         return self._data
 
     def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
-        if self.data is not None:
-            return self.data[trajectory, start:stop]
+        data = self.data
+        if data is not None:
+            return data[trajectory, start:stop]
         return self.file.read(self.split, trajectory, slice(start, stop))
 
 
