@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 
 # name -> overrides of flow-quick (train.steps, when given, is also the step the run is scored at)
 VARIANTS: dict[str, list[str]] = {
-    "base": [],                                      # flow-quick as it is (input noise 0.1, 3,000 steps)
+    "base": [],                                      # flow-quick as it is (lines before 2026-11-23: window 3)
     "noise07": ["train.input_noise=0.07"],           # between the two noise levels of the sixth session
     "steps2500": ["train.steps=2500"],               # shorter: lesson 5 saw longer runs' breakthroughs grow alike
     "lr2e-3": ["train.lr=2.0e-3"],                   # a calmer end of the schedule, less seed-to-seed drift?
@@ -36,6 +36,10 @@ VARIANTS: dict[str, list[str]] = {
     "lr1.5e-3": ["train.lr=1.5e-3"],                 # lr 2e-3 widened the crossing times: lower still?
     "lr1e-3": ["train.lr=1.0e-3"],
     "lr2e-3-steps2500": ["train.lr=2.0e-3", "train.steps=2500"],  # the wider spread, the breakthroughs sooner?
+    "window5": ["model.window=5"],                   # more history to read the hidden permeability from the front
+                                                     # (flow-quick's window since 2026-11-23)
+    "window3": ["model.window=3"],                   # flow-quick's window before 2026-11-23
+    "traj64": ["data.trajectories=64"],              # fewer pairs: nearer interpolation (512 narrowed the spread)
 }
 
 

@@ -10,30 +10,27 @@ waits for the first to finish a shared model, then reuses it.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import multiprocessing
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from tqdm.auto import tqdm
 
 from stochlift.config import RunConfig, apply_overrides, load_config
 from stochlift.data.datasets import make_wave_dataset
 from stochlift.data.flow_datasets import make_flow_dataset
 from stochlift.errors import StochliftError
-from stochlift.io import write_json
+from stochlift.io import exclusive, write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.fast import FastRollout
 from stochlift.lifting.rollout import sample_to_file
-from stochlift.lifting.train import load_run, train
+from stochlift.lifting.selection import train_side_by_side
+from stochlift.lifting.train import load_run, run_finished, train
 from stochlift.metrics.evaluate import evaluate_files
 from stochlift.metrics.physics import PhysicsMetrics
 
@@ -88,7 +85,7 @@ class Workspace:
             raise StochliftError(f"unknown problem {problem!r}; choose from {sorted(DATASETS)}")
         suffix = "".join(f"-{k}{v}" for k, v in sorted(shrink.items()))
         path = self.root / "data" / f"{problem}-{preset}-seed{seed}{suffix}.h5"
-        with _exclusive(path), self._stage("data"):
+        with exclusive(path), self._stage("data"):
             if not path.is_file():
                 self._say(f"simulating the {problem} data set ({preset}) -> {path}")
                 DATASETS[problem](path, preset=preset, seed=seed, progress=self.progress, **shrink)
@@ -100,8 +97,8 @@ class Workspace:
     def run(self, problem: str, label: str, config: RunConfig) -> Path:
         """A trained run of this config (trained, or resumed, when not finished yet)."""
         run_dir = self.run_dir(problem, label, config)
-        with _exclusive(run_dir), self._stage("train"):
-            if not _finished(run_dir):
+        with exclusive(run_dir), self._stage("train"):
+            if not run_finished(run_dir):
                 self._say(f"training {problem} {label} -> {run_dir}")
                 train(config, run_dir, resume=(run_dir / CHECKPOINT_NAME).exists(), progress=self.progress)
         return run_dir
@@ -113,24 +110,19 @@ class Workspace:
         Each process takes its run's lock as `run` does, and the experiment afterwards finds the runs
         finished and reuses them; results are those of training one at a time.
         """
-        todo = list({self.run_dir(*plan): plan for plan in plans
-                     if not _finished(self.run_dir(*plan))}.values())
+        todo = {self.run_dir(*plan): plan.config for plan in plans}
         if jobs < 2 or len(todo) < 2:
             return
-        jobs = min(jobs, len(todo))
-        threads = threads or max(1, torch.get_num_threads() // jobs)  # never more threads than cores in all
-        self._say(f"training {len(todo)} runs, {jobs} side by side")
-        context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-        with self._stage("train"), ProcessPoolExecutor(jobs, mp_context=context) as pool:
-            futures = [pool.submit(_train_planned, self.root, plan, threads) for plan in todo]
-            for future in tqdm(as_completed(futures), total=len(futures), desc="runs", disable=not self.progress):
-                future.result()  # a failed run stops the experiment with its error
+        self._say(f"training up to {len(todo)} runs, {min(jobs, len(todo))} side by side")
+        with self._stage("train"):
+            train_side_by_side([(config, run_dir) for run_dir, config in todo.items()], jobs=jobs, threads=threads,
+                               progress=self.progress)
 
     def samples(self, problem: str, label: str, run_dir: Path, trajectories: int, seed: int,
                 initial: Path | None = None) -> Path:
         """`trajectories` rollouts of a run from the first frame of the test split."""
         path = self.root / "samples" / problem / f"{run_dir.name}-n{trajectories}-seed{seed}.h5"
-        with _exclusive(path), self._stage("sample"):
+        with exclusive(path), self._stage("sample"):
             if not path.is_file():
                 self._say(f"sampling {trajectories} {problem} trajectories from {label}")
                 sample_to_file(run_dir, path, trajectories=trajectories, seed=seed, initial=initial,
@@ -161,26 +153,3 @@ class Workspace:
     def _say(self, message: str) -> None:
         if self.progress:
             print(f"[experiment] {message}", flush=True)
-
-
-def _train_planned(root: Path, plan: PlannedRun, threads: int) -> Path:
-    torch.set_num_threads(threads)
-    return Workspace(root, progress=False).run(*plan)
-
-
-@contextmanager
-def _exclusive(product: Path) -> Iterator[None]:
-    """Hold .<product>.lock while making a product: another process making the same one waits here."""
-    lock = product.with_name(f".{product.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _finished(run_dir: Path) -> bool:
-    log = run_dir / "train_log.json"
-    if not log.is_file():
-        return False
-    saved = json.loads(log.read_text())
-    return saved.get("step") == saved.get("steps")

@@ -73,6 +73,15 @@ def save_checkpoint(
         save_file(tensors, str(tmp), metadata=metadata)
 
 
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The step a checkpoint was saved at, from its header alone (0 when there is none yet)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return int((f.metadata() or {}).get("step", 0))
+    except (SafetensorError, OSError, ValueError):
+        return 0
+
+
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], TrainingState, list[dict]]:
     """(tensors, training state, optimizer param groups); a clear error for anything that is not ours."""
     path = Path(path)

@@ -8,6 +8,7 @@ steps is either in the checkpoint or a pure function of (seed, step), so `resume
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -356,6 +357,15 @@ def _train(
         model.load_state_dict(ema)
     model.eval()
     return TrainResult(model=model, config=config, history=state.history, run_dir=run_dir)
+
+
+def run_finished(run_dir: str | os.PathLike) -> bool:
+    """Whether the run in run_dir trained all its steps (train_log.json is written at the end)."""
+    log = Path(run_dir) / "train_log.json"
+    if not log.is_file():
+        return False
+    saved = json.loads(log.read_text())
+    return saved.get("step") == saved.get("steps")
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[LiftedModel, RunConfig, TrajectoryFile | None]:
