@@ -26,11 +26,10 @@ from stochlift.data.datasets import make_wave_dataset
 from stochlift.data.flow_datasets import make_flow_dataset
 from stochlift.errors import StochliftError
 from stochlift.io import exclusive, write_json
-from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.fast import FastRollout
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.selection import train_side_by_side
-from stochlift.lifting.train import load_run, run_finished, train
+from stochlift.lifting.train import load_run, run_finished, train_or_resume
 from stochlift.metrics.evaluate import evaluate_files
 from stochlift.metrics.physics import PhysicsMetrics
 
@@ -97,11 +96,10 @@ class Workspace:
     def run(self, problem: str, label: str, config: RunConfig) -> Path:
         """A trained run of this config (trained, or resumed, when not finished yet)."""
         run_dir = self.run_dir(problem, label, config)
-        with exclusive(run_dir), self._stage("train"):
+        with self._stage("train"):
             if not run_finished(run_dir):
                 self._say(f"training {problem} {label} -> {run_dir}")
-                train(config, run_dir, resume=(run_dir / CHECKPOINT_NAME).exists(), progress=self.progress)
-        return run_dir
+            return train_or_resume(config, run_dir, progress=self.progress)
 
     def train_parallel(self, plans: Sequence[PlannedRun], jobs: int, threads: int | None = None) -> None:
         """Train the plans' unfinished runs in `jobs` processes side by side (`threads` torch threads each).

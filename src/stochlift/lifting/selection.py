@@ -23,10 +23,10 @@ from tqdm.auto import tqdm
 
 from stochlift.config import RunConfig, apply_overrides, load_config
 from stochlift.errors import StochliftError
-from stochlift.io import exclusive, write_json
+from stochlift.io import write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, checkpoint_step
 from stochlift.lifting.rollout import sample_to_file
-from stochlift.lifting.train import run_finished, train
+from stochlift.lifting.train import run_finished, train_or_resume
 from stochlift.metrics.evaluate import evaluate_files
 
 SELECTION_FILE = "selection.json"
@@ -83,8 +83,8 @@ def train_best_of(
             raise StochliftError(f"{saved} chose among seeds {sorted(selection.scores)} on {selection.split!r}, not "
                                  f"{sorted(seeds)} on {split!r}; choose another --out")
         return selection
-    configs = {seed: apply_overrides(config, [f"train.seed={seed}"]) for seed in seeds}
-    train_side_by_side([(configs[seed], seed_run(out, seed)) for seed in seeds], jobs=jobs, progress=progress)
+    train_side_by_side([(apply_overrides(config, [f"train.seed={seed}"]), seed_run(out, seed)) for seed in seeds],
+                       jobs=jobs, progress=progress)
     scores = {seed: validation_scores(seed_run(out, seed), split, trajectories, seed=seed + 1, progress=progress)
               for seed in seeds}
     best = min(seeds, key=lambda seed: scores[seed]["score"])
@@ -118,15 +118,14 @@ def train_side_by_side(plans: Sequence[tuple[RunConfig, Path]], *, jobs: int | N
                        threads: int | None = None, progress: bool = True) -> None:
     """Train (or resume) the unfinished (config, run_dir) plans in `jobs` processes at once (default: one
     per core), `threads` torch threads each (default: the cores shared out); one progress bar counts the
-    checkpointed steps of all of them. Each run is trained under its lock (stochlift.io.exclusive), so
-    two callers that plan the same run train it once."""
+    checkpointed steps of all of them. Each run is trained by `train_or_resume`, under its lock."""
     todo = [(config, Path(run)) for config, run in plans if not run_finished(run)]
     if not todo:
         return
     jobs = max(1, min(jobs or torch.get_num_threads(), len(todo)))
     if jobs == 1:
         for config, run in todo:
-            _train_locked(config, run, progress)
+            train_or_resume(config, run, progress=progress)
         return
     threads = threads or max(1, torch.get_num_threads() // jobs)  # never more threads than cores in all
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
@@ -145,11 +144,5 @@ def train_side_by_side(plans: Sequence[tuple[RunConfig, Path]], *, jobs: int | N
 
 def _train_in_process(config: RunConfig, run: Path, threads: int) -> None:
     torch.set_num_threads(threads)
-    _train_locked(config, run, progress=False)
-
-
-def _train_locked(config: RunConfig, run: Path, progress: bool) -> None:
-    with exclusive(run):
-        if not run_finished(run):  # another process may have finished it while this one waited
-            train(config, run, resume=(run / CHECKPOINT_NAME).exists(), progress=progress)
+    train_or_resume(config, run, progress=False)
 

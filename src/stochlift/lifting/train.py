@@ -23,7 +23,7 @@ from stochlift.config import ModelConfig, RunConfig, save_config
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.data.well import WellSource, is_well_path
 from stochlift.errors import StochliftError
-from stochlift.io import write_json
+from stochlift.io import exclusive, write_json
 from stochlift.lifting import distributed
 from stochlift.lifting.checkpoint import (
     CHECKPOINT_NAME,
@@ -366,6 +366,16 @@ def run_finished(run_dir: str | os.PathLike) -> bool:
         return False
     saved = json.loads(log.read_text())
     return saved.get("step") == saved.get("steps")
+
+
+def train_or_resume(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True) -> Path:
+    """Train the run in run_dir, resume it from its checkpoint, or leave it when finished: under its lock
+    (stochlift.io.exclusive), so two processes asked for the same run train it once."""
+    run_dir = Path(run_dir)
+    with exclusive(run_dir):
+        if not run_finished(run_dir):  # another process may have finished it while this one waited
+            train(config, run_dir, resume=(run_dir / CHECKPOINT_NAME).exists(), progress=progress)
+    return run_dir
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[LiftedModel, RunConfig, TrajectoryFile | None]:
