@@ -150,9 +150,51 @@ def test_explicit_interpolant_interpolates_and_is_affine_in_the_label() -> None:
 def test_no_conditioning_calls_a_breakdown_only_when_the_jump_errs_many_times_more() -> None:
     from stochlift.experiments.no_conditioning import BREAKDOWN_RATIO, _verdict
 
-    rollout = {"spectrum_error_decades": 0.1}
-    worse_spectrum = {"spectrum_error_decades": 0.2}
-    assert "breaks down" in _verdict(BREAKDOWN_RATIO + 1, worse_spectrum, rollout)
-    assert "but no breakdown" in _verdict(1.8, worse_spectrum, rollout)  # the paper's direction, not its size
-    assert _verdict(0.8, worse_spectrum, rollout).startswith("no breakdown")
-    assert _verdict(BREAKDOWN_RATIO + 1, {"spectrum_error_decades": 0.05}, rollout).startswith("no breakdown")
+    def scores(mass: float, spectrum: float, **extra: float) -> dict[str, float]:
+        return {"mass_w2_relative": mass, "spectrum_error_decades": spectrum, **extra}
+
+    rollout = scores(1.0, 0.1)
+    assert "breaks down" in _verdict(scores(BREAKDOWN_RATIO + 1, 0.2), rollout, 100)
+    assert "but no breakdown" in _verdict(scores(1.8, 0.2), rollout, 100)  # the paper's direction, not its size
+    assert _verdict(scores(0.8, 0.2), rollout, 100).startswith("no breakdown")
+    assert _verdict(scores(BREAKDOWN_RATIO + 1, 0.05), rollout, 100).startswith("no breakdown")
+    # Flow: water islands in many of the jump's frames and (almost) none of the rollout's is a breakdown,
+    # whatever the mass says; a few islands against a clean rollout are not
+    clean = scores(1.0, 0.1, frames_with_islands=0.0)
+    assert "water islands" in _verdict(scores(0.8, 0.05, frames_with_islands=0.3), clean, 100)
+    assert _verdict(scores(0.8, 0.05, frames_with_islands=0.05), clean, 100).startswith("no breakdown")
+    assert _verdict(scores(0.8, 0.05, frames_with_islands=0.3), scores(1.0, 0.1, frames_with_islands=0.2), 100
+                    ).startswith("no breakdown")
+
+
+def test_disconnected_water_counts_the_wet_area_cut_off_from_the_injector() -> None:
+    from stochlift.metrics.quantities import disconnected_water
+
+    frames = np.zeros((4, 1, 8, 8))
+    frames[0, 0, :3, :3] = 0.8  # one wet piece holding the injector: physical
+    frames[1, 0, :3, :3] = 0.8
+    frames[1, 0, 6:, 6:] = 0.9  # plus a 2x2 island by the producer: 4 of 13 wet pixels cut off
+    frames[2, 0, 4:6, 4:6] = 0.9  # wet, but the injector pixel is dry: all of it cut off
+    frames[3, 0, 0, :] = 0.6  # a strip along the top edge, connected through its neighbours
+    frames[3, 0, 1, 1] = 0.6  # touches the strip (4-connected): still one piece
+    assert np.allclose(disconnected_water(frames), [0.0, 4 / 13, 1.0, 0.0])
+    assert np.allclose(disconnected_water(np.zeros((2, 1, 5, 5))), 0.0)  # no water yet: nothing cut off
+    assert disconnected_water(frames, level=0.85)[1] == 1.0  # only the island is above 0.85
+    with pytest.raises(StochliftError, match=r"\[n, C, H, W\]"):
+        disconnected_water(np.zeros((5, 5)))
+
+def test_label_dim_averages_over_seeds_and_says_whether_every_high_d_beats_d0() -> None:
+    from stochlift.experiments.label_dim import _findings, _mean_over_seeds
+
+    def row(d: int, seed: int, wct: float, loss: float) -> dict:
+        return {"label_dim": d, "seed": seed, "wct": wct, "training_set_loss": loss, "first_step_loss": loss,
+                "final_training_loss": loss, "wct_relative": wct, "wim": 0.0, "final_std_ratio": 1.0}
+
+    means = {d: _mean_over_seeds([row(d, 0, w0, loss), row(d, 1, w1, loss)])
+             for d, w0, w1, loss in [(0, 0.2, 0.2, 1e-2), (16, 0.1, 0.3, 2e-3), (64, 0.1, 0.1, 1e-3)]}
+    assert means[16]["wct"] == pytest.approx(0.2) and means[16]["wct_per_seed"] == [0.1, 0.3]
+    loss_finding, wct_finding = _findings(means)
+    assert "10.0x" in loss_finding
+    assert "not every one better" in wct_finding  # d = 16's mean 0.2 ties d = 0's
+    means[16] = _mean_over_seeds([row(16, 0, 0.1, 2e-3), row(16, 1, 0.15, 2e-3)])
+    assert "every one better than d = 0, the worst by 1.60x" in _findings(means)[1]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from stochlift.plots import PathLike, _image_grid, _new_figure, _save_png, field_display
 
@@ -82,12 +83,18 @@ def save_table1_plot(path: PathLike, results: dict[str, list[dict[str, Any]]]) -
     _save_png(fig, path)
 
 
-def save_xy_panels(path: PathLike, x: Sequence[float], panels: Sequence[tuple[str, Sequence[float], bool]],
+def save_xy_panels(path: PathLike, x: Sequence[float], panels: Sequence[tuple[str, ArrayLike, bool]],
                    xlabel: str, xticklabels: Sequence[str] | None = None) -> None:
-    """Side-by-side line plots of several quantities against one x (log y where asked)."""
+    """Side-by-side line plots of several quantities against one x (log y where asked). A panel's values
+    may be [repeats, len(x)] (one row per seed, say): the line is then their mean, each repeat a dot."""
     fig = _new_figure(4.0 * len(panels), 3.2)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
     for ax, (title, values, log_y) in zip(axes, panels):
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 2:
+            for repeat in values:
+                ax.plot(x, repeat, ".", color="0.6")
+            values = values.mean(axis=0)
         ax.plot(x, values, "o-")
         if log_y:
             ax.set_yscale("log")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import ndimage
 
 from stochlift.errors import StochliftError
 
@@ -24,6 +25,7 @@ __all__ = [
     "corner_breakthrough_time",
     "corner_mask",
     "crossing_time",
+    "disconnected_water",
     "mass",
     "ring_mask",
 ]
@@ -106,6 +108,27 @@ def corner_breakthrough_time(frames: ArrayLike, threshold: float = 0.5, corner_s
     tau = np.argmax(hits, axis=1) / (arr.shape[1] - 1)
     tau[~hits.any(axis=1)] = 1.0
     return tau
+
+
+def disconnected_water(frames: ArrayLike, level: float = 0.5) -> np.ndarray:
+    """Share of each Flow frame's wet area (saturation > `level`) cut off from the injector pixel (0, 0): [n].
+
+    Water enters only at the injector and displaces oil from there, so in a physical frame the wet region
+    is one piece that holds the injector (the simulator's frames give 0). A generator that mixes training
+    frames instead of moving the front makes islands of water: the paper's "disconnected flows". Frames
+    [n, C, H, W], channel 0; 4-connected pieces; a frame with no wet pixel gives 0.
+    """
+    arr = np.asarray(frames)
+    if arr.ndim != 4:
+        raise StochliftError(f"frames must be [n, C, H, W], got shape {arr.shape}")
+    shares = np.zeros(len(arr))
+    for i, frame in enumerate(arr[:, 0]):
+        wet = frame > level
+        pieces, _ = ndimage.label(wet)
+        if wet.any():
+            source = pieces[0, 0]  # 0 when the injector pixel itself is dry: then no wet pixel is connected
+            shares[i] = np.count_nonzero(wet & ((pieces != source) | (source == 0))) / np.count_nonzero(wet)
+    return shares
 
 
 @dataclass(frozen=True)
