@@ -105,12 +105,14 @@ def run_experiment(name: str, *, scale: str = "quick", out: str | os.PathLike = 
         workspace.train_parallel(_implementation(name, PLANNERS)(workspace, settings), jobs)
     result = experiment(workspace, settings, folder)
     seconds = time.perf_counter() - began
-    _write(folder, name, scale, settings, result, seconds, workspace.seconds, command or " ".join(sys.argv))
+    write_results(folder, name, scale, settings, result, seconds, workspace.seconds, command or " ".join(sys.argv))
     return folder
 
 
-def _write(folder: Path, name: str, scale: str, settings: dict[str, Any], result: ExperimentResult, seconds: float,
-           stages: dict[str, float], command: str) -> None:
+def write_results(folder: Path, name: str, scale: str, settings: dict[str, Any], result: ExperimentResult,
+                  seconds: float, stages: dict[str, float], command: str) -> None:
+    """folder/results.json (every number, settings and provenance) and folder/results.md (table, findings,
+    command, machine, date, time taken)."""
     from stochlift.bench import machine
 
     provenance = {

@@ -96,7 +96,8 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
     problem, dims, seeds = settings["problem"], list(settings["label_dims"]), _seeds(settings)
     data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
     rows = []
-    for (d, seed), plan in zip([(d, seed) for d in dims for seed in seeds], planned_runs(ws, settings)):
+    for plan in planned_runs(ws, settings):
+        d, seed = plan.config.model.label_dim, plan.config.train.seed
         run_dir = ws.run(*plan)
         samples = ws.samples(problem, "sl", run_dir, settings["trajectories"], settings.get("sample_seed", 1))
         report, _ = ws.evaluate(data, samples)

@@ -108,11 +108,10 @@ class Workspace:
         Each process takes its run's lock as `run` does, and the experiment afterwards finds the runs
         finished and reuses them; results are those of training one at a time.
         """
-        todo = {self.run_dir(*plan): plan.config for plan in plans}
-        if jobs < 2 or len(todo) < 2:
+        if jobs < 2:
             return
-        self._say(f"training up to {len(todo)} runs, {min(jobs, len(todo))} side by side")
-        with self._stage("train"):
+        todo = {self.run_dir(*plan): plan.config for plan in plans}  # one entry per distinct run
+        with self._stage("train"):  # train_side_by_side skips finished runs and names how many it trains
             train_side_by_side([(config, run_dir) for run_dir, config in todo.items()], jobs=jobs, threads=threads,
                                progress=self.progress)
 
