@@ -16,7 +16,7 @@ from scipy import stats
 from stochlift.config import ModelConfig
 from stochlift.data.trajectories import write_trajectories
 from stochlift.errors import StochliftError
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.metrics.distribution import (
     distribution_scores,
     distribution_scores_files,
@@ -34,11 +34,8 @@ from stochlift.metrics.ensemble import (
     sliced_wasserstein2,
     spread_skill_ratio,
 )
-from stochlift.metrics.forecast import (
-    forecast_scores,
-    forecast_scores_files,
-    write_forecast_samples,
-)
+from stochlift.evaluation.forecast import forecast_scores, write_forecast_samples
+from stochlift.metrics.forecast import forecast_scores_files
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -242,7 +239,7 @@ def test_distribution_scores_stream_and_agree_with_direct_computation(tmp_path: 
 class OracleModel(torch.nn.Module):
     """The next frame is the label itself: fields i.i.d. N(0, 1) at every point, like the oracle truth."""
 
-    window = 1
+    window, history_padding = 1, "repeat"
 
     def __init__(self, frame_shape: tuple[int, ...]) -> None:
         super().__init__()

@@ -49,6 +49,7 @@ SUFFIXES = (".hdf5", ".h5")
 STD_FLOOR = 1e-4  # The Well's normalisation clips std at this value
 MAX_OPEN = 4  # HDF5 files a reader keeps open at once (per process)
 CHUNK_CACHE_BYTES = 4 << 20  # h5py chunk cache per open file
+NORMALIZATION_FILE = "well_normalization.json"  # in a run trained on The Well's files: what the model saw
 
 
 def _text(value: Any) -> str:
@@ -408,6 +409,10 @@ class WellSource:
                 return (f"{self.files[file]}: NaN or Inf in trajectories {rows.start}..{rows.stop - 1}, frames "
                         f"{frames.start}..{frames.stop - 1}" + (" after normalisation" if self.normalized else ""))
         return None
+
+    def run_files(self) -> dict[str, Any]:
+        """What a run trained on these files keeps: the normalisation the model saw, for sampling to undo."""
+        return {NORMALIZATION_FILE: self.normalization()}
 
     def normalization(self) -> dict[str, Any]:
         """The normalisation as a record for the run: channels, mean, std and where they came from."""

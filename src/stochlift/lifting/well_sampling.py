@@ -20,11 +20,9 @@ import yaml
 
 from stochlift.config import RunConfig
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta
-from stochlift.data.well import WellSource, dataset_root, is_well_path, resolve_files
+from stochlift.data.well import NORMALIZATION_FILE, WellSource, dataset_root, is_well_path, resolve_files
 from stochlift.errors import StochliftError
-from stochlift.lifting.train import load_run
-
-NORMALIZATION_FILE = "well_normalization.json"
+from stochlift.lifting.runs import load_run
 
 
 def run_data_path(run_dir: str | os.PathLike) -> str | None:

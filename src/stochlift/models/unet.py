@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from stochlift.errors import StochliftError
+
 # Channel depths per resolution level; medium and large are the paper's (Appendix E).
 DEPTH_PRESETS: dict[str, list[int]] = {
     "tiny": [16, 32, 64],
@@ -200,3 +202,22 @@ class UNet(nn.Module):
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.out(F.gelu(self.out_norm(h)))
+
+
+def check_unet(frame_shape: tuple[int, ...], options: dict, label_dim: int) -> None:
+    """User errors in a U-Net's frame shape and options, named before the network is built."""
+    depths = options.get("depths", "small")
+    if isinstance(depths, str) and depths not in DEPTH_PRESETS:
+        raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
+    levels = len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths)
+    factor = 2 ** (levels - 1)
+    if any(s % factor for s in frame_shape[1:]):
+        raise StochliftError(f"a U-Net with {levels} levels needs sizes divisible by {factor}, got {frame_shape[1:]}")
+    planes, pixels = options.get("label_planes", 0), frame_shape[1] * frame_shape[2]
+    if planes and label_dim == 0:
+        raise StochliftError("model.options.label_planes lays out the label as planes: with model.label_dim=0 "
+                             "(no label) set model.options.label_planes=0")
+    if planes and label_dim != planes * pixels:
+        raise StochliftError(f"model.options.label_planes={planes} reshapes the label into {planes} planes of "
+                             f"{frame_shape[1]}x{frame_shape[2]}: set model.label_dim={planes * pixels}, "
+                             f"not {label_dim}")
