@@ -212,6 +212,8 @@ def test_bad_inputs_are_one_line_errors() -> None:
         field_scores(walks[..., 0], walks[..., 0])
     with pytest.raises(StochliftError, match="initial_frames"):
         field_scores(walks, walks, initial_frames=3)
+    with pytest.raises(StochliftError, match="one value per frame"):
+        field_scores(walks, walks, time=[0.0, 1.0])
 
 
 # -------------------------------------------------------------------------------- quantities of interest

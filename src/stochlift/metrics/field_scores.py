@@ -298,6 +298,8 @@ def field_scores(
     g, r = np.asarray(generated), np.asarray(truth)
     if g.ndim < 2 or g.shape[1:] != r.shape[1:]:
         raise StochliftError(f"generated {g.shape} and truth {r.shape} must both be [n, T, *state] with equal T, state")
+    if time is not None and np.shape(time) != (g.shape[1],):
+        raise StochliftError(f"time must give one value per frame ({g.shape[1]}), got shape {np.shape(time)}")
     functions = _check_qoi(qoi)
     scorer = _FloorScorer(len(g), len(r), g.shape[2:], g.shape[1], initial_frames=initial_frames,
                           n_splits=n_splits, n_projections=n_projections, rank_points=rank_points, seed=seed)
