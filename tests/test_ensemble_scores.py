@@ -224,8 +224,10 @@ def test_distribution_scores_stream_and_agree_with_direct_computation(tmp_path: 
     assert big.per_time["crps"][3] == pytest.approx(crps_fair_unpaired(g3, r3).mean(), rel=1e-6)
     assert big.per_time["spread_skill_ratio"][3] == pytest.approx(
         spread_skill_ratio(np.broadcast_to(g3[:, None], (6, 7, 64)), r3), rel=1e-6)
-    # the shared initial frame: zero distance, and no rank counts from it
-    assert big.per_time["sliced_w2"][0] == 0.0 and big.per_time["spread_skill_ratio"][0] is None
+    # the shared initial frame: zero distance (up to rounding: 6 and 7 rows can take different BLAS kernels
+    # for the projections), and no rank counts from it
+    assert big.per_time["sliced_w2"][0] == pytest.approx(0.0, abs=1e-12)
+    assert big.per_time["spread_skill_ratio"][0] is None
     assert big.mean["crps"] == pytest.approx(np.mean(big.per_time["crps"][1:]))
     assert sum(big.rank_histogram) == 7 * 20 * 4 and len(big.rank_histogram) == 7
     assert big.rank_histogram_per_time[0].sum() == 0

@@ -23,6 +23,7 @@ from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.table1 import models
 from stochlift.apps.experiments.workspace import PlannedRun, Workspace, model_config
 from stochlift.metrics.quantities import frame_mass
+from stochlift.metrics.spectrum import spectrum_error
 from stochlift.metrics.wasserstein import wasserstein_1d
 from stochlift.apps.plots.experiments import save_field_grid
 from stochlift.problems import PROBLEMS, get_problem
@@ -46,15 +47,6 @@ def endpoints_file(data: Path, out: Path) -> Path:
     return out
 
 
-def radial_spectrum(frames: np.ndarray) -> np.ndarray:
-    """Mean power of frames [n, C, H, W] per integer radial wavenumber (structure at each scale)."""
-    power = (np.abs(np.fft.fft2(frames - frames.mean(axis=(-2, -1), keepdims=True))) ** 2).mean(axis=(0, 1))
-    ky, kx = np.meshgrid(np.fft.fftfreq(power.shape[0]) * power.shape[0], np.fft.fftfreq(power.shape[1]) * power.shape[1],
-                         indexing="ij")
-    radius = np.rint(np.hypot(ky, kx)).astype(int)
-    return np.bincount(radius.ravel(), power.ravel())[1 : min(power.shape) // 2] / np.bincount(radius.ravel())[1 : min(power.shape) // 2]
-
-
 def last_frame_scores(truth: np.ndarray, generated: np.ndarray, problem: str) -> dict[str, float]:
     """Last frames [n, C, H, W]: W2 of the mass and field-statistics errors, relative to the truth's spread,
     and the problem's physical checks (Flow: the share of frames with water islands)."""
@@ -67,7 +59,7 @@ def last_frame_scores(truth: np.ndarray, generated: np.ndarray, problem: str) ->
         "std_field_error_relative": float(np.sqrt(((generated.std(0) - truth.std(0)) ** 2).mean())) / spread,
         "spread_ratio": float(generated.std(axis=0).mean()) / spread,
         # structure: how far the power at each spatial scale is off, in decades (0 = the truth's spectrum)
-        "spectrum_error_decades": float(np.abs(np.log10(radial_spectrum(generated) / radial_spectrum(truth))).mean()),
+        "spectrum_error_decades": spectrum_error(generated, truth),
         # sharpness: mean |spatial gradient| relative to the truth's (sharp fronts vs smooth blobs)
         "gradient_ratio": _gradient(generated) / _gradient(truth),
     }
