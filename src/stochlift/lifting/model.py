@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -11,7 +13,7 @@ from stochlift.baselines.ardm import ARDM
 from stochlift.config import ModelConfig
 from stochlift.errors import StochliftError
 from stochlift.lifting.outputs import ANCHORED, anchor
-from stochlift.models import DEPTH_PRESETS, build_backbone
+from stochlift.models import BACKBONES, DEPTH_PRESETS, build_backbone
 
 
 class LiftedModel(nn.Module):
@@ -72,19 +74,20 @@ class LiftedModel(nn.Module):
 
 
 def build_model(config: ModelConfig) -> LiftedModel | ARDM:
-    """The model of a resolved config (frame_shape known: [C, H, W] images or [D] vectors): the lifted
-    map, or with method "ardm" the diffusion baseline on the same backbone."""
+    """The model of a resolved config (frame_shape known: [C, H, W] images, [C, X] 1-D fields or [D] vectors):
+    the lifted map, or with method "ardm" the diffusion baseline on the same backbone."""
     if not config.frame_shape:
         raise StochliftError("model.frame_shape is unknown; it is filled in from the training data")
     frame_shape = tuple(config.frame_shape)
     channels = frame_shape[0]
     options = dict(config.options)
     ardm = config.method == "ardm"
-    if ardm and config.backbone == "unet":
+    spatial_dims = getattr(BACKBONES.get(config.backbone), "spatial_dims", None)  # the U-Nets' frame rank
+    if ardm and spatial_dims:
         options["label_embedding"] = "sinusoidal"
         options.pop("label_planes", None)  # an ARDM has no lifting label to lay out as planes
-    if config.backbone == "unet":
-        _check_unet(frame_shape, options, 0 if ardm else config.label_dim)
+    if spatial_dims:
+        _check_unet(config.backbone, spatial_dims, frame_shape, options, 0 if ardm else config.label_dim)
     in_channels = (config.window + ardm) * channels  # an ARDM also takes the noisy next frame
     label_dim = 1 if ardm else config.label_dim  # an ARDM's "label" is the diffusion step
     backbone = build_backbone(config.backbone, in_channels=in_channels, out_channels=channels, label_dim=label_dim,
@@ -92,21 +95,27 @@ def build_model(config: ModelConfig) -> LiftedModel | ARDM:
     return ARDM(backbone, config) if ardm else LiftedModel(backbone, config)
 
 
-def _check_unet(frame_shape: tuple[int, ...], options: dict, label_dim: int) -> None:
+# the U-Net for frames of each spatial rank, and how such frames are written
+UNET_FOR_RANK = {1: ("unet1d", "[C, X]"), 2: ("unet", "[C, H, W]")}
+
+
+def _check_unet(name: str, spatial_dims: int, frame_shape: tuple[int, ...], options: dict, label_dim: int) -> None:
     """User errors in a U-Net's frame shape and options, named before the network is built."""
-    if len(frame_shape) != 3:
-        raise StochliftError(f"the unet backbone needs [C, H, W] frames, got frames of shape {frame_shape}")
+    if len(frame_shape) != 1 + spatial_dims:
+        fits = UNET_FOR_RANK.get(len(frame_shape) - 1, ("mlp", ""))[0]
+        raise StochliftError(f"the {name} backbone needs {UNET_FOR_RANK[spatial_dims][1]} frames, got frames of "
+                             f"shape {frame_shape}; set model.backbone={fits}")
     depths = options.get("depths", "small")
     if isinstance(depths, str) and depths not in DEPTH_PRESETS:
         raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
     _check_divisible(frame_shape[1:], len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths))
-    planes, pixels = options.get("label_planes", 0), frame_shape[1] * frame_shape[2]
+    planes, pixels = options.get("label_planes", 0), math.prod(frame_shape[1:])
     if planes and label_dim == 0:
         raise StochliftError("model.options.label_planes lays out the label as planes: with model.label_dim=0 "
                              "(no label) set model.options.label_planes=0")
     if planes and label_dim != planes * pixels:
         raise StochliftError(f"model.options.label_planes={planes} reshapes the label into {planes} planes of "
-                             f"{frame_shape[1]}x{frame_shape[2]}: set model.label_dim={planes * pixels}, "
+                             f"{'x'.join(map(str, frame_shape[1:]))}: set model.label_dim={planes * pixels}, "
                              f"not {label_dim}")
 
 

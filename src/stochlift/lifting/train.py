@@ -167,7 +167,7 @@ def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConf
     if model.frame_shape is not None and list(model.frame_shape) != shape:
         raise StochliftError(f"config says model.frame_shape={model.frame_shape}, the data has frames of {shape}")
     model.frame_shape = shape
-    if model.backbone == "unet":
+    if model.backbone in ("unet", "unet1d"):  # the U-Nets pad circularly on a periodic domain
         model.options.setdefault("periodic", periodic)
     if model.output in ANCHORED and model.residual_scale is None:
         model.residual_scale = pairs.increment_scale(model.output, seed=config.train.seed)

@@ -9,8 +9,9 @@ from torch import nn
 from stochlift.errors import StochliftError
 from stochlift.models.mlp import MLP
 from stochlift.models.unet import DEPTH_PRESETS, UNet
+from stochlift.models.unet1d import UNet1d
 
-BACKBONES: dict[str, type[nn.Module]] = {"unet": UNet, "mlp": MLP}
+BACKBONES: dict[str, type[nn.Module]] = {"unet": UNet, "unet1d": UNet1d, "mlp": MLP}
 
 
 def build_backbone(name: str, *, in_channels: int, out_channels: int, label_dim: int, **options: Any) -> nn.Module:
@@ -25,4 +26,4 @@ def build_backbone(name: str, *, in_channels: int, out_channels: int, label_dim:
         raise StochliftError(f"unknown preset {exc} for backbone {name!r}; presets: {sorted(DEPTH_PRESETS)}") from None
 
 
-__all__ = ["BACKBONES", "DEPTH_PRESETS", "MLP", "UNet", "build_backbone"]
+__all__ = ["BACKBONES", "DEPTH_PRESETS", "MLP", "UNet", "UNet1d", "build_backbone"]
