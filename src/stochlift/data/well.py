@@ -41,7 +41,7 @@ import h5py
 import numpy as np
 import yaml
 
-from stochlift.data.trajectories import TrajectoryMeta
+from stochlift.data.trajectories import BC_TYPES, TrajectoryMeta
 from stochlift.errors import StochliftError
 
 FIELD_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
@@ -419,5 +419,12 @@ class WellSource:
         """Our metadata for frames of this source (physical units; used to write generated samples)."""
         return TrajectoryMeta(
             dataset_name=self.header.dataset_name, problem=self.header.problem, field_names=self.channels,
-            time=self.time, x=self.x, y=self.y, periodic=self.periodic, parameters=dict(self.parameters),
+            time=self.time, x=self.x, y=self.y, parameters=dict(self.parameters),
+            boundaries=tuple(_bc_type(self.boundaries[d]) for d in self.spatial_dims),
         )
+
+
+def _bc_type(kinds: tuple[str, ...]) -> str:
+    """One dim's boundary condition as our files hold it: PERIODIC if any of its bcs is, else the first known."""
+    known = [k for k in kinds if k in BC_TYPES]
+    return "PERIODIC" if "PERIODIC" in known else known[0] if known else "WALL"

@@ -88,6 +88,9 @@ def build_model(config: ModelConfig) -> LiftedModel | ARDM:
         options.pop("label_planes", None)  # an ARDM has no lifting label to lay out as planes
     if spatial_dims:
         _check_unet(config.backbone, spatial_dims, frame_shape, options, 0 if ardm else config.label_dim)
+    elif config.backbone == "mlp" and len(frame_shape) != 1:
+        raise StochliftError(f"the mlp backbone takes vectors [D], got frames of shape {frame_shape}; set "
+                             f"model.backbone={UNET_FOR_RANK.get(len(frame_shape) - 1, ('a U-Net',))[0]}")
     in_channels = (config.window + ardm) * channels  # an ARDM also takes the noisy next frame
     label_dim = 1 if ardm else config.label_dim  # an ARDM's "label" is the diffusion step
     backbone = build_backbone(config.backbone, in_channels=in_channels, out_channels=channels, label_dim=label_dim,

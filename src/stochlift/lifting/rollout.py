@@ -194,6 +194,7 @@ def sample_to_file(
         x=source.meta.x,
         y=source.meta.y,
         periodic=source.meta.periodic,
+        boundaries=source.meta.boundaries,
         field_scales=source.meta.field_scales,
         parameters={
             **source.meta.parameters,

@@ -315,6 +315,7 @@ def write_forecast_samples(
         x=src.x,
         y=src.y,
         periodic=src.periodic,
+        boundaries=src.boundaries,
         field_scales=src.field_scales,
         parameters={
             **src.parameters,
