@@ -122,6 +122,15 @@ def resolve_files(path: str | os.PathLike, split: str = "train") -> tuple[list[P
     return files, directory
 
 
+def split_folders(path: str | os.PathLike) -> list[str]:
+    """The splits of a Well data set root (<root>/data/{train,valid,test}/ and no HDF5 files of its own), in
+    The Well's order; [] for a file, a folder of files, or anything else."""
+    path = Path(path)
+    if not path.is_dir() or _hdf5_files(path) or not (path / "data").is_dir():
+        return []
+    return [s for s in ("train", "valid", "test") if (path / "data" / s).is_dir()]
+
+
 def find_stats(directory: Path) -> Path | None:
     """stats.yaml of the data set: in <dataset>/ for <dataset>/data/<split>/, else beside the files."""
     for candidate in (dataset_root(directory) / "stats.yaml", directory / "stats.yaml"):
@@ -366,6 +375,19 @@ class WellSource:
             out -= self.mean[:, None, None]
             out /= self.std[:, None, None]
         return out
+
+    def read_rows(self, start: int, stop: int, frames: slice = slice(None), *, raw: bool = False) -> np.ndarray:
+        """Trajectories [start, stop) (across files) as [n, t, C, H, W] float32 (normalised unless raw)."""
+        parts = []
+        for file in range(len(self.files)):
+            first, last = int(self.offsets[file]), int(self.offsets[file + 1])
+            if max(start, first) < min(stop, last):
+                rows = slice(max(start, first) - first, min(stop, last) - first)
+                parts.append(self.read_block(file, rows, frames, raw=raw))
+        if not parts:
+            t = len(range(*frames.indices(self.frames)))
+            return np.zeros((0, t, *self.frame_shape), np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) of one trajectory as [stop - start, C, H, W] float32, normalised."""
