@@ -94,8 +94,8 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 @click.option("--trajectories", type=int, default=256, show_default=True, callback=positive)
 @click.option("--frames", type=int, callback=positive, help="Frames per trajectory (default: the data's T).")
 @click.option("--initial", type=click.Path(),
-              help="Trajectory file whose first frames start the rollouts (default: the run's data, test split); "
-                   "for a run trained on The Well's files also a Well folder or file.")
+              help="Trajectory file (ours, or The Well's file or folder) whose first frames start the rollouts "
+                   "(default: the run's data, test split).")
 @click.option("--initial-split", help="Split of --initial to take initial frames from.")
 @click.option("--initial-frames", type=int, default=1, show_default=True, callback=positive,
               help="Given frames per trajectory; a shorter history than the window repeats frame 0.")
@@ -132,8 +132,10 @@ def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initia
 
 
 @cli.command()
-@click.option("--reference", required=True, type=click.Path(dir_okay=False), help="True trajectories (HDF5).")
-@click.option("--generated", required=True, type=click.Path(dir_okay=False), help="Generated trajectories (HDF5).")
+@click.option("--reference", required=True, type=click.Path(),
+              help="True trajectories: our HDF5 file, or The Well's file, folder or data set root.")
+@click.option("--generated", required=True, type=click.Path(),
+              help="Generated trajectories: our HDF5 file, or The Well's file or folder.")
 @click.option("--out", type=click.Path(dir_okay=False), help="metrics.json to write.")
 @click.option("--reference-split", help="Split of the reference file (default: test).")
 @click.option("--generated-split", help="Split of the generated file (default: its only split).")
@@ -223,10 +225,11 @@ def video_eval(run_dir: str, test_file: str, out: str, split: str | None, i3d_we
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Trained run directory (config.yaml, checkpoint.safetensors, train_log.json).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-@click.option("--reference", type=click.Path(dir_okay=False),
-              help="True trajectories, 'test' split or the only one (default: the run's data file).")
-@click.option("--generated", type=click.Path(dir_okay=False),
-              help="Generated trajectories to evaluate (default: sampled from the run into a temporary file, "
+@click.option("--reference", type=click.Path(),
+              help="True trajectories (our file or The Well's), 'test' split or the only one (default: the run's "
+                   "data file).")
+@click.option("--generated", type=click.Path(),
+              help="Generated trajectories (our file or The Well's) to evaluate (default: sampled from the run into a temporary file, "
                    "as many as the reference split holds).")
 @click.option("--metrics", type=click.Path(dir_okay=False),
               help="Metrics JSON to show as written (default: RUN/metrics.json if present).")

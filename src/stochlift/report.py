@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from stochlift import plots
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
@@ -373,7 +374,7 @@ def build_report(
     metrics_file = _read_metrics(metrics_path)
     model, config, data = load_run(run_dir)
     if reference is not None:
-        ref = TrajectoryFile(reference)
+        ref = open_trajectories(reference)  # our file or The Well's
     elif data is not None:
         ref = data
     else:
@@ -394,7 +395,7 @@ def build_report(
         else:
             generated_path = Path(generated)
             generated_note = f"from <code>{esc(generated_path)}</code>"
-        gen = TrajectoryFile(generated_path)
+        gen = open_trajectories(generated_path)
         gen_split = gen.default_split("generated")
         _check_pair(ref, gen)
         problem = ref.meta.problem

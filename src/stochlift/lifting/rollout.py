@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
 from stochlift.lifting.constraints import constraint_for
@@ -175,7 +176,7 @@ def sample_to_file(
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
     well = well_start(run_dir, trajectories, initial=initial, split=initial_split, count=initial_count)
     model, config, data = load_run(run_dir) if well is None else (well.model, well.config, None)
-    source = well or (TrajectoryFile(initial) if initial is not None else data)
+    source = well or (open_trajectories(initial) if initial is not None else data)
     if source is None:
         raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
     if list(source.meta.frame_shape) != list(config.model.frame_shape):

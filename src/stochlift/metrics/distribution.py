@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.metrics.ensemble import (
@@ -222,7 +223,7 @@ def distribution_scores(
 
 
 def _open(file: TrajectoryFile | str | os.PathLike) -> TrajectoryFile:
-    return file if isinstance(file, TrajectoryFile) else TrajectoryFile(file)
+    return open_trajectories(file)  # our file or The Well's (a reader given is handed back)
 
 
 def _open_pair(

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.io import write_json
@@ -57,13 +58,14 @@ def evaluate_files(
     generated_split: str | None = None,
     video_options: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], PhysicsMetrics | VideoMetrics]:
-    """Compare two trajectory files in distribution; write metrics JSON to `out` if given.
+    """Compare two trajectory files (ours or The Well's, in physical units) in distribution; write metrics JSON
+    to `out` if given.
 
     The reference's split defaults to 'test', the generated file's to its only split. The metrics are
     chosen from the reference file's `problem` attribute; "video" files get FVD / PSNR / SSIM, with
     `video_options` passed to `stochlift.metrics.video.evaluate_video_files` (i3d_weights, clip_frames, ...).
     """
-    ref, gen = TrajectoryFile(reference), TrajectoryFile(generated)
+    ref, gen = open_trajectories(reference), open_trajectories(generated)  # our files or The Well's
     ref_split = reference_split or ref.default_split("test")
     gen_split = generated_split or gen.default_split("generated")
     if ref.meta.problem != gen.meta.problem:
