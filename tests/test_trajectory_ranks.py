@@ -3,6 +3,7 @@ train + sample end to end for each rank."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import h5py
@@ -137,3 +138,24 @@ def test_train_and_sample_from_a_file_of_each_rank(tmp_path: Path, rank: int) ->
     np.testing.assert_array_equal(values[:, :2], test[np.arange(5) % 3, :2])  # the given frames, kept
     assert not np.allclose(values[0, 2:], values[3, 2:])  # same start (row 0 and 3), different labels
 
+
+@pytest.mark.parametrize("frame,given", [
+    ([4], (3, 4)),  # the frames axis left out
+    ([4], (3, 1, 5)),  # another vector size: torch's "mat1 and mat2 shapes cannot be multiplied" before
+    ([2, 16], (3, 1, 2, 8)),
+    ([1, 8, 8], (3, 2, 1, 8, 9)),
+])
+def test_rollout_from_initial_frames_of_the_wrong_shape_names_both_shapes(frame, given) -> None:
+    from stochlift.config import ModelConfig
+    from stochlift.lifting.model import build_model
+    from stochlift.lifting.rollout import rollout
+
+    backbone = {1: "mlp", 2: "unet1d", 3: "unet"}[len(frame)]
+    options = {} if backbone == "mlp" else {"depths": [8, 16], "embed_width": 16, "groups": 4}
+    model = build_model(ModelConfig(backbone=backbone, window=2, label_dim=3, residual_scale=1.0, frame_shape=frame,
+                                    options=options))
+    expected = f"[N, k, {', '.join(map(str, frame))}]"
+    with pytest.raises(StochliftError, match=rf"initial frames of shape \[{', '.join(map(str, given))}\] given; "
+                                             rf"the model expects {re.escape(expected)}"):
+        rollout(model, np.zeros(given, np.float32), frames=4)
+    assert rollout(model, np.zeros((3, 1, *frame), np.float32), frames=4).shape == (3, 4, *frame)

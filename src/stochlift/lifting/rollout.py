@@ -90,6 +90,7 @@ def _rollout(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None."""
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
+    check_initial(model, tuple(initial.shape))
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
@@ -117,6 +118,15 @@ def _rollout(
             engine.synchronize()
             yield start, first, out.numpy()
     bar.close()
+
+
+def check_initial(model: LiftedModel, shape: tuple[int, ...]) -> None:
+    """Initial frames must be [N, k, *frame] with the model's frame: a user error named before any torch error."""
+    frame = getattr(model, "frame_shape", None)
+    if len(shape) < 3 or (frame is not None and shape[2:] != tuple(frame)):
+        wanted = f"[N, k, {', '.join(map(str, frame))}]" if frame is not None else "[N, k, *frame]"
+        raise StochliftError(f"initial frames of shape {list(shape)} given; the model expects {wanted}: N "
+                             f"trajectories, k >= 1 given frames each, frames of shape {list(frame or ['...'])}")
 
 
 def rollout(model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, **kwargs) -> np.ndarray:
