@@ -210,7 +210,7 @@ def arrays(tmp_path: Path) -> Path:
     (["missing.npy", "--layout", "N,T,D"], ["no such file"]),
     (["vec.npy", "--layout", "N,T,D", "--fields", "a,b,c"], ["names 3 fields but the data have 2"]),
     (["vec.npy", "--layout", "N,T,D", "--fields", "a,a"], ["unique"]),
-    (["vec.npy", "--layout", "N,T,D", "--time", "0:1:2"], ["not a number"]),
+    (["vec.npy", "--layout", "N,T,D", "--time", "0:1:2"], ["--time STOP must be a number, got '1:2'"]),
     (["vec.npy", "--layout", "N,T,D", "--time", "soon"], ["START:STOP or dt=STEP"]),
     (["vec.npy", "--layout", "N,T,D", "--periodic", "x"], ["spatial axes are none (vectors)"]),
     (["nan.npy", "--layout", "N,T,X", "--periodic", "y"], ["spatial axes are ['x']"]),

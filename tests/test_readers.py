@@ -70,7 +70,7 @@ def test_evaluate_scores_well_files_as_our_files_with_the_same_values(well, tmp_
         from_well.pop(key), from_ours.pop(key)
     assert from_well.keys() == from_ours.keys() and from_well["reference_split"] == "test"
     for key, value in from_ours.items():  # the same numbers: only float rounding of the reads may differ
-        if isinstance(value, float) or isinstance(value, list):
+        if isinstance(value, (float, list)):
             np.testing.assert_allclose(from_well[key], value, rtol=1e-6)
         else:
             assert from_well[key] == value, key

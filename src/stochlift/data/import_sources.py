@@ -22,7 +22,7 @@ from stochlift.data.well import WellSource, is_well_path
 from stochlift.errors import StochliftError
 
 ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
-_SPATIAL_LETTERS = {("X",): ("X",), ("X", "Y"): ("X", "Y"), ("H", "W"): ("H", "W")}
+SPATIAL_ORDERS = (("X",), ("X", "Y"), ("H", "W"))  # a layout's spatial letters, in our order (x first)
 
 
 # ------------------------------------------------------------------------------------------ layout
@@ -59,7 +59,7 @@ class Layout:
         if "T" not in letters:
             raise StochliftError(f"--layout {text} has no time axis T; every trajectory is a sequence of frames")
         spatial = tuple(a for a in letters if a in "XYHW")
-        order = next((v for k, v in _SPATIAL_LETTERS.items() if sorted(k) == sorted(spatial)), None) if spatial else ()
+        order = next((o for o in SPATIAL_ORDERS if sorted(o) == sorted(spatial)), None) if spatial else ()
         if order is None:
             raise StochliftError(f"--layout {text}: spatial axes {','.join(spatial)} are not X (1-D), X,Y or H,W (2-D)")
         find = {a: i for i, a in enumerate(letters)}

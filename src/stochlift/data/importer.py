@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from stochlift.config import _number  # the one parser of numbers in options
 from stochlift.data.import_sources import Source, load_npy, open_source
 from stochlift.data.trajectories import SPATIAL_DIMS, TrajectoryMeta, TrajectoryWriter
 from stochlift.data.video import SPLIT_NAMES, split_counts
@@ -52,12 +53,12 @@ def parse_time(spec: str | os.PathLike | np.ndarray | None, frames: int) -> np.n
     if isinstance(spec, np.ndarray):
         time = spec
     elif str(spec).startswith("dt="):
-        time = float(_number(str(spec)[3:], "--time dt=STEP")) * np.arange(frames, dtype=np.float64)
+        time = _number("--time dt=STEP", float, str(spec)[3:]) * np.arange(frames, dtype=np.float64)
     elif str(spec).lower().endswith(".npy"):
         time = load_npy(Path(spec))
     elif ":" in str(spec):
         start, _, stop = str(spec).partition(":")
-        time = np.linspace(_number(start, "--time START:STOP"), _number(stop, "--time START:STOP"), frames)
+        time = np.linspace(_number("--time START", float, start), _number("--time STOP", float, stop), frames)
     else:
         raise StochliftError(f"--time {spec}: give a .npy file of {frames} times, START:STOP or dt=STEP")
     time = np.asarray(time, dtype=np.float64)
@@ -66,16 +67,6 @@ def parse_time(spec: str | os.PathLike | np.ndarray | None, frames: int) -> np.n
     if not np.isfinite(time).all() or (np.diff(time) <= 0).any():
         raise StochliftError("--time values must be finite and strictly increasing")
     return time
-
-
-def _number(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise StochliftError(f"{what}: {text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise StochliftError(f"{what}: {text!r} is not a finite number")
-    return value
 
 
 def field_names(given: Sequence[str] | None, channels: int, default: Sequence[str] | None = None) -> tuple[str, ...]:
