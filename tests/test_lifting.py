@@ -133,7 +133,7 @@ def test_second_order_output_needs_two_frames_and_scales_by_the_second_differenc
 class CountingModel(torch.nn.Module):
     """Adds the label's first entry to the last frame and counts the calls."""
 
-    window, label_dim, noise_shape, history_padding = 2, 1, (1,), "repeat"
+    window, label_dim, noise_shape, history_padding, frame_shape = 2, 1, (1,), "repeat", (1,)
 
     def __init__(self) -> None:
         super().__init__()

@@ -63,7 +63,7 @@ class ModelConfig:
     # (stochlift.problems.constraint_for): "none", or "water_balance" for Flow data (the wells' water budget)
     constraint: str = "none"
     residual_scale: float | None = None  # s; None = std of (x_{t+1} - anchor) measured on the training data
-    frame_shape: list[int] | None = None  # shape of one frame ([C, H, W] or [D]); None = taken from the data
+    frame_shape: list[int] | None = None  # one frame: [C, H, W], [C, X] or [D]; None = taken from the data
     options: dict[str, Any] = field(default_factory=dict)  # backbone keyword arguments
     # ARDM only: diffusion steps S (network calls per frame), "clean" or "noisy" (diffused) conditioning,
     # and the scale the condition window is divided by (None = std of the training frames)

@@ -38,6 +38,7 @@ class Generator(Protocol):
     """A model that generates one frame per `calls_per_frame` network calls (see the module docstring)."""
 
     window: int  # Markov window m: frames of history
+    frame_shape: tuple[int, ...] | None  # one frame: [C, *spatial] ([D] for vectors)
     history_padding: str  # how a history shorter than m is padded ("repeat" or "zeros")
     residual_scale: torch.Tensor  # the typical frame-to-frame change (units of input noise)
 

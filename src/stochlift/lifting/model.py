@@ -38,6 +38,7 @@ class LiftedModel(nn.Module):
         self.output = config.output
         self.loss_name = config.loss
         self.history_padding = config.history_padding
+        self.frame_shape = tuple(config.frame_shape) if config.frame_shape else None  # one frame, e.g. [C, H, W]
         self.register_buffer("residual_scale", torch.tensor(float(config.residual_scale or 1.0)))
 
     @classmethod

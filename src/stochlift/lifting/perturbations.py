@@ -28,11 +28,17 @@ if TYPE_CHECKING:
     from stochlift.lifting.training import Batch
 
 
-def smooth_field(noise: torch.Tensor, length: float) -> torch.Tensor:
-    """White noise [..., H, W] filtered by a periodic Gaussian of std `length` pixels, rescaled to unit
-    variance per pixel (exactly, in expectation); vectors and length 0 pass unchanged."""
-    if length <= 0 or noise.dim() < 4:
+def smooth_field(noise: torch.Tensor, length: float, spatial_dims: int = 2) -> torch.Tensor:
+    """White noise [..., *spatial] filtered over its last `spatial_dims` axes (2: [..., H, W], 1: [..., X]) by a
+    periodic Gaussian of std `length` pixels, rescaled to unit variance per pixel (exactly, in expectation);
+    vectors (spatial_dims 0) and length 0 pass unchanged."""
+    if length <= 0 or spatial_dims == 0:
         return noise
+    if spatial_dims == 1:
+        fx = torch.fft.rfftfreq(noise.shape[-1])
+        gain = torch.exp(-2 * (math.pi * length) ** 2 * fx**2)
+        power = torch.fft.irfft(gain**2, n=noise.shape[-1])[0]
+        return torch.fft.irfft(torch.fft.rfft(noise) * gain, n=noise.shape[-1]) / power.sqrt()
     h, w = noise.shape[-2:]
     fy, fx = torch.fft.fftfreq(h), torch.fft.rfftfreq(w)
     gain = torch.exp(-2 * (math.pi * length) ** 2 * (fy[:, None] ** 2 + fx[None, :] ** 2))
@@ -53,7 +59,8 @@ def perturbation(
     exactly as a single process would.
     """
     generator = torch.Generator().manual_seed(stream_seed(seed, "input_noise", step))
-    noise = smooth_field(torch.randn(global_batch or window.shape[0], 1, *window.shape[2:], generator=generator), length)
+    noise = torch.randn(global_batch or window.shape[0], 1, *window.shape[2:], generator=generator)
+    noise = smooth_field(noise, length, spatial_dims=window.dim() - 3)  # window [B, m, C, *spatial]
     if rows is not None:
         noise = noise[rows]
     return (noise * std).expand_as(window)

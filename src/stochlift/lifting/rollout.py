@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
 from stochlift.lifting.fast import FastOptions, FastRollout
@@ -89,6 +90,7 @@ def _rollout(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None."""
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
+    check_initial(model, tuple(initial.shape))
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
@@ -116,6 +118,15 @@ def _rollout(
             engine.synchronize()
             yield start, first, out.numpy()
     bar.close()
+
+
+def check_initial(model: Generator, shape: tuple[int, ...]) -> None:
+    """Initial frames must be [N, k, *frame] with the model's frame: a user error named before any torch error."""
+    frame = model.frame_shape
+    if len(shape) < 3 or (frame is not None and shape[2:] != tuple(frame)):
+        wanted = f"[N, k, {', '.join(map(str, frame))}]" if frame is not None else "[N, k, *frame]"
+        raise StochliftError(f"initial frames of shape {list(shape)} given; the model expects {wanted}: N "
+                             f"trajectories, k >= 1 given frames each, frames of shape {list(frame or ['...'])}")
 
 
 def rollout(model: Generator, initial: np.ndarray | torch.Tensor, frames: int, **kwargs) -> np.ndarray:
@@ -175,7 +186,7 @@ def sample_to_file(
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
     well = well_start(run_dir, trajectories, initial=initial, split=initial_split, count=initial_count)
     model, config, data = load_run(run_dir) if well is None else (well.model, well.config, None)
-    source = well or (TrajectoryFile(initial) if initial is not None else data)
+    source = well or (open_trajectories(initial) if initial is not None else data)
     if source is None:
         raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
     if list(source.meta.frame_shape) != list(config.model.frame_shape):
@@ -194,6 +205,7 @@ def sample_to_file(
         x=source.meta.x,
         y=source.meta.y,
         periodic=source.meta.periodic,
+        boundaries=source.meta.boundaries,
         field_scales=source.meta.field_scales,
         parameters={
             **source.meta.parameters,

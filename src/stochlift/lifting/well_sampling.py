@@ -104,7 +104,7 @@ def well_start(run_dir: str | os.PathLike, n: int, *, initial: str | os.PathLike
     frames = ((raw - mean[:, None, None]) / std[:, None, None]).astype(np.float32)[np.arange(n) % len(raw)]
     meta = TrajectoryMeta(
         dataset_name=meta.dataset_name, problem=meta.problem, field_names=tuple(channels), time=meta.time, x=meta.x,
-        y=meta.y, periodic=meta.periodic,
+        y=meta.y, periodic=meta.periodic, boundaries=meta.boundaries,
         parameters={**meta.parameters, "well_normalization": record, "well_denormalized": True},
     )
     return WellStart(model, config, meta, frames, mean, std)

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.metrics.ensemble import (
@@ -223,8 +224,7 @@ def distribution_scores(
 
 
 def _open(file: TrajectoryFile | str | os.PathLike) -> TrajectoryFile:
-    """A path opens as a TrajectoryFile; any other object is taken as a reader with TrajectoryFile's interface."""
-    return TrajectoryFile(file) if isinstance(file, (str, os.PathLike)) else file
+    return open_trajectories(file)  # our file or The Well's (a reader given is handed back)
 
 
 def _open_pair(

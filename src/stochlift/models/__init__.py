@@ -20,9 +20,11 @@ from torch import nn
 from stochlift.errors import StochliftError
 from stochlift.models.mlp import MLP
 from stochlift.models.unet import DEPTH_PRESETS, UNet, check_unet
+from stochlift.models.unet1d import UNet1d
 from stochlift.registry import Registry
 
 FrameCheck = Callable[[tuple[int, ...], dict[str, Any], int], None]
+FRAME_NAMES = {1: "[D]", 2: "[C, X]", 3: "[C, H, W]"}  # frames by rank: vectors, 1-D fields, 2-D fields
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,9 @@ class BackboneSpec:
 
     def check_frame(self, name: str, frame_shape: tuple[int, ...], options: dict[str, Any], label_dim: int) -> None:
         if len(frame_shape) not in self.frame_ranks:
-            raise StochliftError(f"the {name} backbone takes frames of rank {list(self.frame_ranks)}, got frames of "
-                                 f"shape {list(frame_shape)}; choose another model.backbone")
+            wanted = " or ".join(FRAME_NAMES.get(rank, f"rank-{rank}") for rank in self.frame_ranks)
+            raise StochliftError(f"the {name} backbone needs {wanted} frames, got frames of shape {tuple(frame_shape)}; "
+                                 f"set model.backbone={backbone_for(len(frame_shape))}")
         if self.check is not None:
             self.check(frame_shape, options, label_dim)
 
@@ -54,7 +57,14 @@ class BackboneSpec:
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 BACKBONES.register("unet", BackboneSpec(UNet, frame_ranks=(3,), periodic=True, time_embedding=True, label_planes=True,
                                         check=check_unet))
+BACKBONES.register("unet1d", BackboneSpec(UNet1d, frame_ranks=(2,), periodic=True, time_embedding=True,
+                                          label_planes=True, check=check_unet))
 BACKBONES.register("mlp", BackboneSpec(MLP, frame_ranks=(1,)))
+
+
+def backbone_for(rank: int) -> str:
+    """The first registered backbone that takes frames of this rank (a hint in error messages)."""
+    return next((name for name in BACKBONES.names() if rank in BACKBONES.get(name).frame_ranks), "?")
 
 
 def build_backbone(name: str, *, in_channels: int, out_channels: int, label_dim: int, **options: Any) -> nn.Module:
@@ -68,4 +78,4 @@ def build_backbone(name: str, *, in_channels: int, out_channels: int, label_dim:
         raise StochliftError(f"unknown preset {exc} for backbone {name!r}; presets: {sorted(DEPTH_PRESETS)}") from None
 
 
-__all__ = ["BACKBONES", "DEPTH_PRESETS", "MLP", "BackboneSpec", "UNet", "build_backbone"]
+__all__ = ["BACKBONES", "DEPTH_PRESETS", "MLP", "BackboneSpec", "UNet", "UNet1d", "build_backbone"]

@@ -28,6 +28,7 @@ import numpy as np
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
+from stochlift.metrics.qoi import QoI
 
 
 class Metrics(Protocol):
@@ -71,13 +72,15 @@ class Problem:
     demos: ClassVar[Mapping[str, Demo]] = {}
     selection_keys: ClassVar[tuple[str, ...]] = ()
     report_metrics: ClassVar[bool] = True  # whether `stochlift report` scores it with `evaluate`
+    scores_qoi: ClassVar[bool] = False  # whether `evaluate` takes user quantities of interest (qoi=...)
 
     def make_dataset(self, out: str | os.PathLike, *, preset: str = "quick", seed: int = 0, progress: bool = True,
                      **sizes: int | None) -> Path:
         raise StochliftError(f"the {self.name} problem has no built-in data set maker")
 
     def evaluate(self, reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str,
-                 generated_split: str, **options: Any) -> Metrics:
+                 generated_split: str, qoi: Mapping[str, QoI] | None = None, **options: Any) -> Metrics:
+        """The problem's scores; `qoi` are user quantities of interest (only problems that score them take them)."""
         raise StochliftError(f"no metrics for problem {self.name!r} yet")
 
     def views(self, metrics: Metrics) -> list[QuantityView]:

@@ -41,6 +41,12 @@ def cli() -> None:
 cli.add_command(data)
 
 
+def _problem_names() -> list[str]:
+    from stochlift.problems import PROBLEMS
+
+    return PROBLEMS.names()
+
+
 def _demo_names() -> list[str]:
     from stochlift.problems import demos
 
@@ -100,8 +106,8 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 @click.option("--trajectories", type=int, default=256, show_default=True, callback=positive)
 @click.option("--frames", type=int, callback=positive, help="Frames per trajectory (default: the data's T).")
 @click.option("--initial", type=click.Path(),
-              help="Trajectory file whose first frames start the rollouts (default: the run's data, test split); "
-                   "for a run trained on The Well's files also a Well folder or file.")
+              help="Trajectory file (ours, or The Well's file or folder) whose first frames start the rollouts "
+                   "(default: the run's data, test split).")
 @click.option("--initial-split", help="Split of --initial to take initial frames from.")
 @click.option("--initial-frames", type=int, default=1, show_default=True, callback=positive,
               help="Given frames per trajectory; a shorter history than the window repeats frame 0.")
@@ -138,8 +144,10 @@ def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initia
 
 
 @cli.command()
-@click.option("--reference", required=True, type=click.Path(dir_okay=False), help="True trajectories (HDF5).")
-@click.option("--generated", required=True, type=click.Path(dir_okay=False), help="Generated trajectories (HDF5).")
+@click.option("--reference", required=True, type=click.Path(),
+              help="True trajectories: our HDF5 file, or The Well's file, folder or data set root.")
+@click.option("--generated", required=True, type=click.Path(),
+              help="Generated trajectories: our HDF5 file, or The Well's file or folder.")
 @click.option("--out", type=click.Path(dir_okay=False), help="metrics.json to write.")
 @click.option("--reference-split", help="Split of the reference file (default: test).")
 @click.option("--generated-split", help="Split of the generated file (default: its only split).")
@@ -151,20 +159,34 @@ def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initia
               help="Video files: whether the given (context) frames are inside the FVD clips.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="Video files: where I3D runs.")
+@click.option("--problem", "as_problem", type=LazyChoice(_problem_names),
+              help="Score the files as this problem instead of their own (generic: every score per time, relative "
+                   "to the truth-vs-truth floor, for any data).")
+@click.option("--qoi", multiple=True, metavar="MODULE:FUNCTION",
+              help="A quantity of interest of your own (repeatable): a function of frames [n, T, *state] returning "
+                   "[n, T] or [n] values, as package.module:function or path/to/file.py:function; its W2 is scored "
+                   "against its floor. For generic data (or with --problem generic).")
 def evaluate(reference: str, generated: str, out: str | None, reference_split: str | None,
              generated_split: str | None, i3d_weights: str | None, clip_frames: int | None, context_in_fvd: bool,
-             device: str) -> None:
-    """Compare generated with true trajectories in distribution (W2 of crossing time and mass, ...).
+             device: str, as_problem: str | None, qoi: tuple[str, ...]) -> None:
+    """Compare generated with true trajectories in distribution, by the reference file's problem.
 
-    Video files (problem "video") get FVD, best-of-N PSNR/SSIM and the sample spread instead.
+    Wave and Flow: the W2 of crossing times and of the mass over time, relative to the truth's spread. Video:
+    FVD, best-of-N PSNR/SSIM and the sample spread. Generic data (imported, or --problem generic): energy
+    score, CRPS, spread-skill, rank histogram, sliced W2, energy distance, W2 of the field mean and of mean
+    |x| and the power-spectrum error per time, each also as a ratio to its floor (the same score between
+    two halves of the true ensemble: 1 is as good as the truth itself), plus your --qoi quantities.
     """
     from stochlift.evaluation.evaluate import evaluate_files
 
     video = {"i3d_weights": i3d_weights, "clip_frames": clip_frames, "context_in_fvd": context_in_fvd,
              "device": device}
+    from stochlift.metrics.qoi import load_qois
+
     report, _ = evaluate_files(reference, generated, out, reference_split=reference_split,
-                               generated_split=generated_split, options=video)
-    click.echo(json.dumps({k: v for k, v in report.items() if not isinstance(v, list)}, indent=2))
+                               generated_split=generated_split, options=video, qoi=load_qois(list(qoi)) if qoi else None,
+                               problem=as_problem)
+    click.echo(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, indent=2))
     for note in report.get("notes", []):
         click.echo(f"note: {note}", err=True)
 
@@ -229,10 +251,11 @@ def video_eval(run_dir: str, test_file: str, out: str, split: str | None, i3d_we
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Trained run directory (config.yaml, checkpoint.safetensors, train_log.json).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HTML file to write.")
-@click.option("--reference", type=click.Path(dir_okay=False),
-              help="True trajectories, 'test' split or the only one (default: the run's data file).")
-@click.option("--generated", type=click.Path(dir_okay=False),
-              help="Generated trajectories to evaluate (default: sampled from the run into a temporary file, "
+@click.option("--reference", type=click.Path(),
+              help="True trajectories (our file or The Well's), 'test' split or the only one (default: the run's "
+                   "data file).")
+@click.option("--generated", type=click.Path(),
+              help="Generated trajectories (our file or The Well's) to evaluate (default: sampled from the run into a temporary file, "
                    "as many as the reference split holds).")
 @click.option("--metrics", type=click.Path(dir_okay=False),
               help="Metrics JSON to show as written (default: RUN/metrics.json if present).")

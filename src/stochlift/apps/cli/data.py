@@ -1,4 +1,5 @@
-"""`stochlift data ...`: simulate data sets, import videos, export to The Well (thin layers over stochlift.data)."""
+"""`stochlift data ...`: simulate data sets, import your own or videos, export to The Well (thin layers over
+stochlift.data)."""
 
 from __future__ import annotations
 
@@ -145,6 +146,53 @@ def data_import_video(src: str, out: str, preset: str | None, size: int | None, 
         common["name"] = name
     importer = import_clevrer if preset == "clevrer" else import_video_folder
     path = importer(src, out, **options, **common)
+    click.echo(f"wrote {path}")
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",")]
+
+
+@data.command("import")
+@click.argument("src", required=False, type=click.Path())
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Trajectory file (HDF5) to write.")
+@click.option("--layout", metavar="AXES",
+              help="The array's axes in order, e.g. N,T,D (vectors), N,T,X or N,T,C,X (1-D fields), N,T,H,W, "
+                   "N,T,H,W,C or N,T,C,H,W (2-D fields): N trajectories, T time, C or D fields, X / X,Y / H,W space. "
+                   "The Well's files name their own.")
+@click.option("--array", help=".npz: the array to import (needed when the archive holds several).")
+@click.option("--dataset", metavar="PATH/IN/FILE", help="HDF5: the dataset to import (needed when there are several).")
+@click.option("--split", callback=_floats(3), metavar="TRAIN,VALID,TEST",
+              help="Fractions of SRC's trajectories per split (summing to 1), drawn by a shuffle with --seed.  "
+                   "[default: 0.8,0.1,0.1; a Well data set root keeps its own splits]")
+@click.option("--train", "train_file", type=click.Path(), help="A file to import as the train split (instead of SRC).")
+@click.option("--valid", "valid_file", type=click.Path(), help="A file to import as the valid split.")
+@click.option("--test", "test_file", type=click.Path(), help="A file to import as the test split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split shuffle.")
+@click.option("--fields", metavar="A,B,...", help="Field names, one per field (C or D axis).  [default: u, or u0,u1,...; "
+                                                 "The Well: its own]")
+@click.option("--periodic", metavar="AXES", help="Periodic spatial axes: x, y (or the layout's X/Y/H/W), or all.")
+@click.option("--wall", metavar="AXES", help="Wall spatial axes.  [default: every axis not --periodic; The Well: its own]")
+@click.option("--time", metavar="SPEC", help="Frame times: a .npy of T values, START:STOP (evenly spaced, both ends "
+                                             "included) or dt=STEP.  [default: 0, 1, 2, ...; The Well: its own]")
+@click.option("--name", help="Data set name.  [default: SRC's name]")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def data_import(src: str | None, out: str, layout: str | None, array: str | None, dataset: str | None,
+                split: tuple[float, ...] | None, train_file: str | None, valid_file: str | None, test_file: str | None,
+                seed: int, fields: str | None, periodic: str | None, wall: str | None, time: str | None,
+                name: str | None, quiet: bool) -> None:
+    """Import your own trajectories: a .npy, .npz or HDF5 array, or The Well's files or folder.
+
+    Examples: `stochlift data import paths.npy --layout N,T,D --out sde.h5` (SDE paths [N, T, D]);
+    `stochlift data import kpz.npz --array h --layout N,T,X --periodic x --out kpz.h5`;
+    `stochlift data import --train a.h5 --test b.h5 --dataset u --layout N,T,H,W --out f.h5`.
+    """
+    from stochlift.data.importer import import_trajectories
+
+    files = {k: v for k, v in (("train", train_file), ("valid", valid_file), ("test", test_file)) if v is not None}
+    path = import_trajectories(out, src, split_files=files or None, layout=layout, array=array, dataset=dataset,
+                               fractions=split, seed=seed, fields=_names(fields), periodic=_names(periodic) or (),
+                               wall=_names(wall) or (), time=time, name=name, progress=not quiet)
     click.echo(f"wrote {path}")
 
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from stochlift.apps import plots
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
@@ -160,7 +161,10 @@ def _rollout_section(ref: TrajectoryFile, ref_split: str, gen: TrajectoryFile, g
     return Section("rollouts", "Rollouts vs truth", body)
 
 
-def _qoi_section(problem: Problem, physics: Metrics | None, views: list[QuantityView], tmp: Path) -> Section:
+def _qoi_section(problem: Problem, physics: Metrics | None, views: list[QuantityView], tmp: Path,
+                 skipped: str = "") -> Section:
+    if physics is None and skipped:
+        return Section("qoi", "Quantities of interest", note(f"Skipped: {esc(skipped)}."))
     if physics is None:
         return Section("qoi", "Quantities of interest", note(
             f"Skipped: no quantities of interest are defined for {esc(problem.name)} files in the report "
@@ -271,6 +275,9 @@ def _metrics_section(physics: Metrics | None, crossing: bool, dist: EnsembleScor
     if physics is not None:
         values = physics.to_dict()
         rows += [(k, values[k], d) for k, d in _PHYSICS_ROWS if k in values and (crossing or not k.startswith("wct"))]
+        known = dict(_PHYSICS_ROWS)
+        rows += [(k, v, "ratio to the floor: the same score between two halves of the true ensemble (1 is ideal)")
+                 for k, v in values.items() if k.endswith("_ratio") and k not in known]
     for scores, prefix in ((dist, "distribution"), (forecast, "forecast")):
         if scores is not None:
             rows += [(f"{prefix}.{k}", scores.mean[k], d) for k, d in _ENSEMBLE_ROWS if k in scores.mean]
@@ -368,7 +375,7 @@ def build_report(
     metrics_file = _read_metrics(metrics_path)
     model, config, data = load_run(run_dir)
     if reference is not None:
-        ref = TrajectoryFile(reference)
+        ref = open_trajectories(reference)  # our file or The Well's
     elif data is not None:
         ref = data
     else:
@@ -389,15 +396,18 @@ def build_report(
         else:
             generated_path = Path(generated)
             generated_note = f"from <code>{esc(generated_path)}</code>"
-        gen = TrajectoryFile(generated_path)
+        gen = open_trajectories(generated_path)
         gen_split = gen.default_split("generated")
         _check_pair(ref, gen)
         problem = get_problem(ref.meta.problem)
-        physics, views = None, []
+        physics, views, skipped = None, [], ""
         if problem.report_metrics:
             _say(progress, "quantities of interest")
-            physics = problem.evaluate(ref, gen, reference_split=ref_split, generated_split=gen_split)
-            views = problem.views(physics)
+            try:  # too few trajectories for a score is a note in the page, not the end of the report
+                physics = problem.evaluate(ref, gen, reference_split=ref_split, generated_split=gen_split)
+                views = problem.views(physics)
+            except StochliftError as error:
+                skipped = str(error)
         crossing = any(view.kind == "times" for view in views)
 
         dist, dist_note = None, ""
@@ -427,7 +437,7 @@ def build_report(
             _config_section(run_dir),
             _training_section(log),
             _rollout_section(ref, ref_split, gen, gen_split, tmp),
-            _qoi_section(problem, physics, views, tmp),
+            _qoi_section(problem, physics, views, tmp, skipped),
             _curves_section(physics, dist, dist_note),
             _forecast_section(forecast, forecast_note),
             _rank_section(dist, forecast),
