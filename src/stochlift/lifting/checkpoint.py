@@ -6,8 +6,10 @@ along as JSON in the file's metadata, so a checkpoint is one file, replaced atom
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ class TrainingState:
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     running_loss: float = 0.0  # loss summed over the unfinished logging window
+    # the training data: fingerprint, path, problem, fields (stochlift.lifting.fingerprint.data_identity)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -68,9 +72,20 @@ def save_checkpoint(
         "config": json.dumps(state.config),
         "param_groups": json.dumps(groups),
         "running_loss": repr(float(state.running_loss)),
+        "data": json.dumps(state.data),
     }
+    write_safetensors(path, tensors, metadata)
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically; a failed write (a full disk) is an OSError, as for any other file
+    (safetensors reports it as its own SafetensorError)."""
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        try:
+            save_file(tensors, str(tmp), metadata=metadata)
+        except SafetensorError as exc:
+            code = re.search(r"code: (\d+)", str(exc))  # the OS error inside, e.g. 28: no space left
+            raise OSError(int(code[1]) if code else errno.EIO, f"cannot write {path}: {exc}") from None
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -100,8 +115,19 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], T
         history=json.loads(metadata["history"]),
         config=json.loads(metadata["config"]),
         running_loss=float(metadata.get("running_loss", 0.0)),
+        data=json.loads(metadata.get("data", "{}")),
     )
     return tensors, state, json.loads(metadata["param_groups"])
+
+
+def checkpoint_data(path: str | os.PathLike) -> dict[str, Any]:
+    """What a run recorded about its training data (TrainingState.data), from the checkpoint's header alone;
+    {} for a run from before it was recorded."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("data", "{}"))
+    except (SafetensorError, OSError, ValueError):
+        return {}
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "model.") -> None:

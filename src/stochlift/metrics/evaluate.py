@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-from stochlift.io import write_json
+from stochlift.io import refuse_overwriting_inputs, write_json
 from stochlift.metrics.physics import PhysicsEvaluator, PhysicsMetrics
 from stochlift.metrics.quantities import CornerBreakthrough, RingCrossing
 
@@ -34,6 +34,14 @@ def crossing_for(reference: TrajectoryFile) -> RingCrossing | CornerBreakthrough
                                   corner_size=int(params.get("qoi_corner_size", max(1, round(side / 8)))))
     return RingCrossing(threshold=float(params.get("qoi_crossing_threshold", 0.05)),
                         ring_width=int(params.get("qoi_ring_width", 1)))
+
+
+def check_comparable(ref: TrajectoryFile, gen: TrajectoryFile) -> None:
+    """Refuse to compare files of different problems or fields: their numbers would mean nothing."""
+    for what, a, b in (("problem", ref.meta.problem, gen.meta.problem),
+                       ("fields", list(ref.meta.field_names), list(gen.meta.field_names))):
+        if a != b:
+            raise StochliftError(f"reference {ref.path} has {what} {a!r} but generated {gen.path} has {b!r}")
 
 
 def evaluate_physics_files(
@@ -63,11 +71,12 @@ def evaluate_files(
     chosen from the reference file's `problem` attribute; "video" files get FVD / PSNR / SSIM, with
     `video_options` passed to `stochlift.metrics.video.evaluate_video_files` (i3d_weights, clip_frames, ...).
     """
+    if out is not None:
+        refuse_overwriting_inputs([out], [reference, generated])
     ref, gen = TrajectoryFile(reference), TrajectoryFile(generated)
     ref_split = reference_split or ref.default_split("test")
     gen_split = generated_split or gen.default_split("generated")
-    if ref.meta.problem != gen.meta.problem:
-        raise StochliftError(f"reference is a {ref.meta.problem!r} file but generated is {gen.meta.problem!r}")
+    check_comparable(ref, gen)
     metrics: PhysicsMetrics | VideoMetrics
     if ref.meta.problem == VIDEO_PROBLEM:
         # imports torch, so only for video files
