@@ -1,7 +1,8 @@
 """The end-to-end demo: data -> training -> sampling -> evaluation -> pictures -> report, on the quick preset.
 
-Each stage writes its output atomically and is skipped when that output already exists, and training
-resumes from its checkpoint, so re-running an interrupted demo continues where it stopped.
+Each stage writes its output atomically and is skipped when that output already exists and was made from
+the same inputs (stochlift.demo_stages), and training resumes from its checkpoint, so re-running an
+interrupted demo continues where it stopped, and re-running it with other arguments redoes what they change.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from stochlift.config import apply_overrides, load_config
 from stochlift.data.datasets import make_wave_dataset
 from stochlift.data.flow_datasets import make_flow_dataset
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.demo_stages import DemoStages
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.selection import train_best_of
@@ -109,13 +111,19 @@ def run_demo(
     clock = StageClock()
     if problem not in DATASETS:
         raise StochliftError(f"unknown demo problem {problem!r}; choose from {sorted(DATASETS) + sorted(VIDEO_DATASETS)}")
+    config = apply_overrides(load_config(f"{problem}-quick"), [f"train.seed={seed}", *overrides])  # fails fast
+    best_of = DEMO_BEST_OF[problem] if best_of is None else best_of
+    stages = DemoStages(out, progress=progress)  # a stage is reused only when made from the same inputs
+    made = stages.prepare("data", {"problem": problem, "preset": "quick", "seed": seed, "trajectories": trajectories,
+                                   "frames": frames, "size": size},
+                          [files["data"], files["data"].with_name(files["data"].name + ".parts")])
+    made = stages.prepare("train", {"data": made, "config": config.to_dict(), "best_of": best_of}, [files["run"]])
+    stages.prepare("sample", {"train": made, "samples": samples, "seed": seed + 1}, [files["samples"]])
     if not files["data"].exists():
         DATASETS[problem](files["data"], preset="quick", trajectories=trajectories, frames=frames, size=size,
                           seed=seed, progress=progress)
     clock.lap("data")
-    config = apply_overrides(load_config(f"{problem}-quick"), [f"train.seed={seed}", *overrides])
     config.data.path = str(files["data"])
-    best_of = DEMO_BEST_OF[problem] if best_of is None else best_of
     if best_of == 1:
         if not files["samples"].exists():
             train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)

@@ -25,6 +25,7 @@ from stochlift.data.synthetic_video import make_bouncing_balls, make_moving_digi
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.demo import DemoResult, StageClock
 from stochlift.errors import StochliftError
+from stochlift.demo_stages import DemoStages
 from stochlift.io import write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
@@ -132,6 +133,11 @@ def run_video_demo(
              "snapshots": out / "snapshots.png", "pixel_stats": out / "pixel_stats.png"}
     clock = StageClock()
     config = apply_overrides(load_config(f"{problem}-quick"), [f"train.seed={seed}", *overrides])  # fails fast
+    stages = DemoStages(out, progress=progress)  # a stage is reused only when made from the same inputs
+    made = stages.prepare("data", {"problem": problem, "seed": seed, "trajectories": trajectories, "frames": frames,
+                                   "size": size}, [files["data"]])
+    made = stages.prepare("train", {"data": made, "config": config.to_dict()}, [files["run"]])
+    stages.prepare("sample", {"train": made, "samples": samples, "seed": seed + 1}, [files["samples"]])
     config.data.path = str(files["data"])
     if not files["data"].exists():
         VIDEO_DATASETS[problem](files["data"], trajectories=trajectories, frames=frames, size=size, seed=seed,
