@@ -112,6 +112,20 @@ def _wait_for(condition, timeout: float, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
+def sigterm_when(proc: subprocess.Popen, condition, then) -> str:
+    """Wait (at most 120 s) until `condition()`, call `then()`, send SIGTERM and return the stderr; the
+    process never outlives the test."""
+    try:
+        _wait_for(condition, 120, proc)
+        then()
+        proc.send_signal(signal.SIGTERM)
+        return proc.communicate(timeout=60)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_a_second_training_into_the_same_run_fails_at_once_and_sigterm_unwinds(
     run_cli_inprocess, tmp_path: Path, tiny_data: Path
 ) -> None:
@@ -121,17 +135,13 @@ def test_a_second_training_into_the_same_run_fails_at_once_and_sigterm_unwinds(
     long = (*TINY_OVERRIDES, "train.steps=100000", "train.checkpoint_every=5")
     first = subprocess.Popen(cli_command("train", "--data", tiny_data, "--out", run, "--quiet", *long),
                              env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: (run / "checkpoint.safetensors").is_file(), 120, first)
+
+    def second_training() -> None:
         second = run_cli_inprocess("train", "--data", tiny_data, "--out", run, "--quiet", "--resume",
                                    *TINY_OVERRIDES, "train.steps=3")
         assert_one_line_error(second, "is in use by process", str(first.pid))
-        first.send_signal(signal.SIGTERM)
-        err = first.communicate(timeout=60)[1]
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
+
+    err = sigterm_when(first, lambda: (run / "checkpoint.safetensors").is_file(), second_training)
     assert first.returncode == 143, err
     assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err
     assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
@@ -201,15 +211,8 @@ def test_sigterm_while_sampling_removes_the_unfinished_file(run_on_copy: Path, t
     proc = subprocess.Popen(cli_command("sample", "--run", run_on_copy, "--out", out, "--trajectories", "64",
                                         "--frames", "100000", "--batch-size", "64", "--quiet"),
                             env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: any(p.name.startswith(".samples.h5.") for p in tmp_path.iterdir()), 120, proc)
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGTERM)
-        err = proc.communicate(timeout=60)[1]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    err = sigterm_when(proc, lambda: any(p.name.startswith(".samples.h5.") for p in tmp_path.iterdir()),
+                       lambda: time.sleep(0.5))
     assert proc.returncode == 143 and err.strip().splitlines()[-1] == "interrupted", err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
