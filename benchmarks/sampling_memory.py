@@ -83,7 +83,7 @@ def main() -> None:
 
     import stochlift
     from stochlift.bench import machine
-    from stochlift.io import atomic_path, write_json
+    from stochlift.io import write_json
 
     args.work.mkdir(parents=True, exist_ok=True)
     run = prepare(args.work, args.size)
@@ -92,9 +92,9 @@ def main() -> None:
         result = {"frames": frames, **measure(run, args.work / f"samples_{frames}.h5", args.trajectories, frames,
                                               args.size**2)}
         rows.append(result)
-        print(f"{args.label}: {frames:6d} frames: peak RSS {result['peak_rss_mb']:.0f} MB "
-              f"({result['rss_before_sampling_mb']:.0f} MB before sampling; the samples are "
-              f"{result['generated_mb']:.0f} MB), {result['seconds']:.1f} s", flush=True)
+        print(f"{args.label}: {frames:6d} frames: peak RSS {result['peak_rss_mb']:.0f} MiB "
+              f"({result['rss_before_sampling_mb']:.0f} MiB before sampling; the samples are "
+              f"{result['generated_mb']:.0f} MiB), {result['seconds']:.1f} s", flush=True)
 
     path = RESULTS / f"{NAME}.json"
     saved = json.loads(path.read_text()) if path.is_file() else {"runs": {}}
@@ -108,23 +108,31 @@ def main() -> None:
         "rows": rows,
     }
     write_json(path, saved)
-    lines = [f"# Sampling memory against the number of frames", "",
-             f"`sample_to_file` of {args.trajectories} trajectories of {args.size} x {args.size} frames with a tiny "
-             "U-Net (batch 256: one batch), each frame count in a fresh process; peak RSS from getrusage. "
-             f"Made by `python benchmarks/{NAME}.py`.", ""]
+    write_markdown(saved)
+    print(f"wrote {path} and {RESULTS / f'{NAME}.md'}")
+
+
+def write_markdown(saved: dict) -> None:
+    """benchmarks/results/sampling_memory.md from the saved runs (all labels side by side)."""
+    from stochlift.io import atomic_path
+
+    lines = ["# Sampling memory against the number of frames", "",
+             "`sample_to_file` with a tiny U-Net (batch 256, the CLI's default), each frame count in a fresh "
+             "process; peak RSS from getrusage (MiB = 2^20 bytes). Made by "
+             f"`python benchmarks/{NAME}.py` (see its docstring).", ""]
     for label, entry in saved["runs"].items():
-        lines += [f"## {label}", "", f"`{entry['command']}` on {entry['machine']['cpu']} "
+        lines += [f"## {label}", "", f"{entry['trajectories']} trajectories of {entry['frame'][1]} x "
+                  f"{entry['frame'][2]}: `{entry['command']}` on {entry['machine']['cpu']} "
                   f"({entry['machine']['cpu_count']} cores), {entry['date']}, source `{entry['source']}`.", "",
-                  "| frames | samples (MB) | RSS before sampling (MB) | peak RSS (MB) | growth over the first (MB) | seconds |",
-                  "|---|---|---|---|---|---|"]
+                  "| frames | samples (MiB) | RSS before sampling (MiB) | peak RSS (MiB) | growth over the first (MiB) "
+                  "| seconds |", "|---|---|---|---|---|---|"]
         first = entry["rows"][0]["peak_rss_mb"]
         lines += [f"| {r['frames']:,} | {r['generated_mb']:.0f} | {r['rss_before_sampling_mb']:.0f} | "
                   f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - first:+.0f} | {r['seconds']:.1f} |"
                   for r in entry["rows"]]
-        lines.append("")
+        lines += [""] + [f"{note}" for note in entry.get("notes", [])] + ([""] if entry.get("notes") else [])
     with atomic_path(RESULTS / f"{NAME}.md") as tmp:
         tmp.write_text("\n".join(lines))
-    print(f"wrote {path} and {RESULTS / f'{NAME}.md'}")
 
 
 if __name__ == "__main__":
