@@ -114,9 +114,10 @@ def test_sample_to_file_streams_long_rollouts_bit_identically(tmp_path: Path, mo
     expected = np.concatenate([b for _, b in rollout_batches(model, start, 23, seed=3, batch_size=2)])
     out = TrajectoryFile(path)
     assert out.meta.frames == 23 and np.array_equal(out.read("generated"), expected)
-    # the default piece: whole HDF5 time chunks of about STREAM_BYTES per batch, at most the rollout
+    # the default piece: whole HDF5 time chunks of about STREAM_BYTES per batch, at most STREAM_FRAMES (32)
     assert stream_chunk(256, (3, 64, 64), 500, time_chunk=8) == 16  # 256 MiB / 12 MiB per frame, in 8s
-    assert stream_chunk(4, (1, 8, 8), 500, time_chunk=256) == 500
+    assert stream_chunk(4, (1, 8, 8), 500, time_chunk=256) == 32  # small frames: 32, not all 500 (issue 21)
+    assert stream_chunk(4, (1, 8, 8), 20) == 20
     # by default the pieces hold about STREAM_BYTES of frames: memory does not grow with the rollout's length
     from stochlift.lifting import rollout as rollout_module
 
