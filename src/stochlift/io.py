@@ -162,7 +162,8 @@ def exclusive(product: str | os.PathLike, *, wait: bool = True) -> Iterator[None
     names the process holding it (`wait=False`: for a command a user runs). Re-entrant within a thread.
     """
     product = Path(product)
-    lock = product.with_name(f".{product.name}.lock")
+    absolute = Path(os.path.abspath(product))  # `.` has no name of its own
+    lock = absolute.with_name(f".{absolute.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     key = os.path.realpath(lock)
     held = _held.__dict__.setdefault("locks", {})
