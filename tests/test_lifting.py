@@ -211,7 +211,9 @@ def test_data_trajectories_trains_on_the_first_n_only(tiny_data) -> None:
 
     file = TrajectoryFile(tiny_data)
     limited = FileSource(file, "train", limit=2)
-    assert limited.n_trajectories == 2 and FileSource(file, "train", limit=99).n_trajectories == 4
+    assert limited.n_trajectories == 2 and FileSource(file, "train", limit=4).n_trajectories == 4
+    with pytest.raises(StochliftError, match="data.trajectories=99, but split 'train' .* holds 4"):
+        FileSource(file, "train", limit=99)  # issue 21: not silently fewer than asked for
     assert PairSet(limited, 2).n_pairs == 2 * (file.meta.frames - 1)
     with pytest.raises(StochliftError, match="data.trajectories"):
         apply_overrides(load_config(None), ["data.trajectories=0"])

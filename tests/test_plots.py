@@ -40,7 +40,7 @@ def test_animation_gif_has_one_frame_per_time(tmp_path: Path) -> None:
     assert no_leftovers(tmp_path)
 
 
-def test_a_long_animation_keeps_every_frame(tmp_path: Path) -> None:
+def test_a_long_animation_has_every_frame(tmp_path: Path) -> None:
     save_rollout_animation(tmp_path / "big.gif", fields(k=4, t=64, size=32), fields(k=4, t=64, size=32, seed=1))
     assert iio.imread(tmp_path / "big.gif", index=None).shape[0] == 64
 

@@ -138,7 +138,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grad_accum"):
             if getattr(self, name) <= 0:
                 raise StochliftError(f"train.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("workers", "validate_every", "validation_trajectories"):
+        for name in ("workers", "seed", "validate_every", "validation_trajectories"):
             if getattr(self, name) < 0:
                 raise StochliftError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16", "fp16"):
@@ -273,10 +273,19 @@ def apply_overrides(config: RunConfig, overrides: list[str] | tuple[str, ...]) -
             target = target[part]
         if len(parts) == 2 and parts[-1] not in target:
             raise StochliftError(f"override {item!r}: unknown key {parts[-1]!r} in section {parts[0]!r}")
-        target[parts[-1]] = yaml.safe_load(text)
+        try:
+            target[parts[-1]] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise StochliftError(f"override {item!r}: the value is not valid YAML ({problem})") from None
     return RunConfig.from_dict(raw)
+
+
+def config_yaml(config: RunConfig) -> str:
+    """The config as the YAML a run directory's config.yaml holds."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
 def save_config(config: RunConfig, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+        tmp.write_text(config_yaml(config))

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gc
+import math
 import os
 import platform
 import resource
@@ -38,10 +39,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from stochlift.config import ModelConfig, load_config
 from stochlift.errors import StochliftError
-from stochlift.io import write_json
+from stochlift.io import refuse_overwriting_inputs, require_memory, write_json
 from stochlift.lifting.fast import AUTOCAST_DTYPES, FastOptions, FastRollout, largest_batch, resolve_device
 from stochlift.lifting.generator import Generator, build_model
 from stochlift.models import BACKBONES
+from stochlift.models.unet import DEPTH_PRESETS
 
 # the paper's U-Net options beside the depths (the configs/*-paper.yaml recipes)
 _PAPER_OPTIONS = {"blocks_per_level": 1, "mid_blocks": 2, "embed_width": 512, "groups": 8}
@@ -119,6 +121,16 @@ def model_config(preset: str | None, config: str | None, shape: list[int] | None
     cfg = ModelConfig(**raw)
     cfg.validate()
     return cfg, spec
+
+
+def _activation_bytes(config: ModelConfig, batch: int) -> int:
+    """A lower bound of one forward pass's memory: the input window and four maps of the first width (a
+    convolution's output, its normalisation and activation, the skip kept for the decoder), float32. The
+    width is the first of the backbone's `depths` option when it has one (the U-Nets), else 1."""
+    pixels = math.prod(config.frame_shape or ())
+    depths = config.options.get("depths")
+    width = (DEPTH_PRESETS.get(depths, [16]) if isinstance(depths, str) else depths)[0] if depths else 1
+    return 4 * batch * pixels * (config.window + 4 * width)
 
 
 def ardm_model(config: ModelConfig, steps: int) -> Generator:
@@ -315,6 +327,8 @@ def run_bench(
 ) -> dict[str, Any]:
     """Measure (a)-(e) (see the module docstring), print a table, write JSON to `out`; returns the report."""
     o = options or BenchOptions()
+    if out is not None:
+        refuse_overwriting_inputs([out], [config])
     if o.threads:
         torch.set_num_threads(o.threads)
     cfg, spec = model_config(preset, config, shape)
@@ -336,6 +350,9 @@ def run_bench(
     if not isinstance(wanted, int) or wanted < 1:
         raise StochliftError(f"--batch must be a positive integer or auto, got {wanted!r}")
     b = wanted
+    if device.type == "cpu":
+        require_memory(_activation_bytes(cfg, max(b, train_batch or 1)),
+                       f"the bench at batch {b} on frames of {list(frame_shape)}")
 
     # (c) FLOPs and the roofline's rate
     sl_flops = count_flops(lambda: build_model(cfg), frame_shape)

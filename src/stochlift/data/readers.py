@@ -69,7 +69,11 @@ class WellTrajectories:
 
 
 def open_trajectories(path: str | os.PathLike | TrajectoryFile | WellTrajectories) -> TrajectoryFile | WellTrajectories:
-    """A reader of `path` (our trajectory file or The Well's files); a reader given is handed back."""
-    if isinstance(path, (TrajectoryFile, WellTrajectories)):
+    """A reader of `path` (our trajectory file or The Well's files); a reader given is handed back.
+
+    Anything that is not a path is taken for a reader with the trajectory file interface (duck typing), so
+    callers can pass in-memory or custom readers.
+    """
+    if not isinstance(path, (str, os.PathLike)):
         return path
     return WellTrajectories(path) if is_well_path(path) else TrajectoryFile(path)

@@ -47,6 +47,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from stochlift.data.h5write import discard, finish, open_for_writing
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
 
@@ -184,7 +185,10 @@ class TrajectoryWriter:
         split_sizes: dict[str, int],
         *,
         static_fields: tuple[str, ...] | list[str] = (),
+        time_chunk: int | None = None,
     ) -> None:
+        """`time_chunk`: at most this many frames per HDF5 chunk, for a writer that writes frame ranges of
+        that length (a write of part of a chunk reads it back from disk)."""
         if not split_sizes or any(n <= 0 for n in split_sizes.values()):
             raise StochliftError(f"every split needs at least one trajectory, got {split_sizes}")
         if meta.dtype not in STORAGE_DTYPES:
@@ -193,16 +197,16 @@ class TrajectoryWriter:
         self.meta = meta
         self.split_sizes = dict(split_sizes)
         self.static_fields = tuple(static_fields)
-        # per split and row, the frames written so far (rows may be written whole or frame range by frame range)
-        self._written = {split: np.zeros((n, meta.frames), dtype=bool) for split, n in split_sizes.items()}
+        # per split, the frames written so far (rows may be written whole or frame range by frame range)
+        self._written = {split: _Coverage(n, meta.frames) for split, n in split_sizes.items()}
         self._atomic = atomic_path(self.path)
         self._file: h5py.File | None = None
-        self.time_chunk = 1
+        self.time_chunk = time_chunk_frames(meta, time_chunk)  # frames per HDF5 chunk
 
     def __enter__(self) -> TrajectoryWriter:
         tmp = self._atomic.__enter__()
         try:
-            self._file = h5py.File(tmp, "w")
+            self._file = open_for_writing(tmp)
             self._write_header()
         except BaseException as exc:
             self._abort(exc)
@@ -211,7 +215,7 @@ class TrajectoryWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc is None:
-            missing = {s: int((~w.all(axis=1)).sum()) for s, w in self._written.items() if not w.all()}
+            missing = {s: w.incomplete_rows() for s, w in self._written.items() if w.incomplete_rows()}
             if missing:
                 exc = StochliftError(f"trajectory file {self.path} left incomplete; rows missing: {missing}")
         if exc is not None:
@@ -220,12 +224,16 @@ class TrajectoryWriter:
                 raise exc
             return
         assert self._file is not None
-        self._file.close()
+        try:
+            finish(self._file)
+        except BaseException as error:
+            self._atomic.__exit__(type(error), error, error.__traceback__)
+            raise
         self._atomic.__exit__(None, None, None)
 
     def _abort(self, exc: BaseException) -> None:
         if self._file is not None:
-            self._file.close()
+            discard(self._file)
         self._atomic.__exit__(type(exc), exc, exc.__traceback__)
 
     def _write_header(self) -> None:
@@ -268,11 +276,9 @@ class TrajectoryWriter:
         spatial, points = m.spatial_shape, math.prod(m.spatial_shape)
         if m.dtype == "uint8":
             storage = {"dtype": "u1", "compression": "gzip", "compression_opts": 1}
-            chunk_t = int(np.clip(_CHUNK_BYTES // points, 1, min(m.frames, _UINT8_CHUNK_FRAMES)))
         else:
             storage = {"dtype": "f4"}
-            chunk_t = int(np.clip(_CHUNK_BYTES // (4 * points), 1, m.frames))
-        self.time_chunk = chunk_t  # frames per HDF5 chunk: time-chunked writes are cheapest in multiples of it
+        chunk_t = self.time_chunk  # frames per HDF5 chunk: time-chunked writes are cheapest in multiples of it
         # whole small trajectories (vectors, short lines) share a chunk, so a split is not thousands of tiny chunks
         rows = max(1, _MIN_CHUNK_BYTES // (4 * m.frames * points)) if chunk_t == m.frames and m.dtype != "uint8" else 1
         for split, n in self.split_sizes.items():
@@ -315,6 +321,8 @@ class TrajectoryWriter:
             raise StochliftError(f"expected fields {list(self.meta.field_names)}, got {list(fields)}")
         assert self._file is not None, "use TrajectoryWriter as a context manager"
         for name, values in list(fields.items()) + list((static or {}).items()):
+            if np.iscomplexobj(values):
+                raise StochliftError(f"field {name!r} is complex; store its real and imaginary parts as two fields")
             if self.meta.dtype == "uint8" and name in fields:
                 values = self._to_uint8(name, values)
             else:
@@ -332,7 +340,7 @@ class TrajectoryWriter:
             dataset[(rows, slice(frame_start, frame_start + t)) if timed else rows] = values
             if name in fields:
                 n, first, frames = len(values), frame_start or 0, t
-        self._written[split][start : start + n, first : first + frames] = True
+        self._written[split].add(slice(start, start + n), first, first + frames)
 
     def _to_uint8(self, name: str, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values)
@@ -346,6 +354,44 @@ class TrajectoryWriter:
                 f"field {name!r} has values in [{values.min():.4g}, {values.max():.4g}]; a uint8 file stores [0, 1]"
             )
         return np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def time_chunk_frames(meta: TrajectoryMeta, limit: int | None = None) -> int:
+    """Frames per HDF5 chunk of a time-varying field: about _CHUNK_BYTES (video: at most 8 frames), at most
+    `limit`."""
+    points = math.prod(meta.spatial_shape)
+    if meta.dtype == "uint8":
+        chunk_t = int(np.clip(_CHUNK_BYTES // points, 1, min(meta.frames, _UINT8_CHUNK_FRAMES)))
+    else:
+        chunk_t = int(np.clip(_CHUNK_BYTES // (4 * points), 1, meta.frames))
+    return chunk_t if limit is None else max(1, min(chunk_t, int(limit)))
+
+
+class _Coverage:
+    """Which frames of each row of a split are written: per row the frames written from frame 0 on, plus
+    ranges written ahead of a gap, kept until the gap is filled. One integer per row, whatever the number
+    of frames, for writes that come in order (a rollout streamed frame range by frame range)."""
+
+    def __init__(self, rows: int, frames: int) -> None:
+        self.frames = frames
+        self.prefix = np.zeros(rows, dtype=np.int64)  # frames [0, prefix) of each row are written
+        self.ahead: dict[int, list[tuple[int, int]]] = {}  # row -> written ranges beyond a gap
+
+    def add(self, rows: slice, first: int, stop: int) -> None:
+        prefix = self.prefix[rows]  # a view
+        joins = prefix >= first
+        prefix[joins] = np.maximum(prefix[joins], stop)
+        for row in (np.flatnonzero(~joins) + rows.start).tolist():
+            self.ahead.setdefault(row, []).append((first, stop))
+        for row in [r for r in range(rows.start, rows.stop) if r in self.ahead]:
+            pending = sorted(self.ahead.pop(row))
+            while pending and pending[0][0] <= self.prefix[row]:
+                self.prefix[row] = max(self.prefix[row], pending.pop(0)[1])
+            if pending:
+                self.ahead[row] = pending
+
+    def incomplete_rows(self) -> int:
+        return int((self.prefix < self.frames).sum())
 
 
 def write_trajectories(
@@ -454,6 +500,9 @@ class TrajectoryFile:
                 if name not in group["t0_fields"]:
                     raise StochliftError(f"{bad}: split {split!r} lacks field {name!r}")
                 shape = group["t0_fields"][name].shape
+                if group["t0_fields"][name].dtype.kind not in "fiub":
+                    raise StochliftError(f"{bad}: field {split}/{name} holds {group['t0_fields'][name].dtype} "
+                                         "values; fields must be real numbers")
                 if shape[1:] != expected:
                     raise StochliftError(f"{bad}: field {split}/{name} has shape {shape}, expected "
                                          f"[n, {', '.join(map(str, expected))}]")

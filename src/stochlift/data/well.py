@@ -428,13 +428,17 @@ class WellSource:
         """
         for i, (file, rows, frames) in enumerate(self.blocks(block_bytes)):
             if i % parts == part and not np.isfinite(self.read_block(file, rows, frames)).all():
-                return (f"{self.files[file]}: NaN or Inf in trajectories {rows.start}..{rows.stop - 1}, frames "
-                        f"{frames.start}..{frames.stop - 1}" + (" after normalisation" if self.normalized else ""))
+                return self.describe_block(file, rows, frames)
         return None
 
-    def run_files(self) -> dict[str, Any]:
+    def run_metadata(self) -> dict[str, Any]:
         """What a run trained on these files keeps: the normalisation the model saw, for sampling to undo."""
         return {NORMALIZATION_FILE: self.normalization()}
+
+    def describe_block(self, file: int, rows: slice, frames: slice) -> str:
+        """The error naming a block with NaN/Inf."""
+        return (f"{self.files[file]}: NaN or Inf in trajectories {rows.start}..{rows.stop - 1}, frames "
+                f"{frames.start}..{frames.stop - 1}" + (" after normalisation" if self.normalized else ""))
 
     def normalization(self) -> dict[str, Any]:
         """The normalisation as a record for the run: channels, mean, std and where they came from."""

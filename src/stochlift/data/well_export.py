@@ -31,9 +31,10 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from stochlift.data.h5write import writing
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-from stochlift.io import atomic_dir
+from stochlift.io import atomic_dir, refuse_overwriting_inputs
 
 WELL_SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
@@ -91,7 +92,7 @@ def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str],
     m, n = file.meta, file.splits[split]
     h, w = len(m.x), len(m.y)
     scales = np.array([m.field_scales.get(name, 1.0) for name in m.field_names], np.float32)[:, None, None]
-    with h5py.File(path, "w") as f:
+    with writing(path) as f:
         numeric = sorted(k for k, v in m.parameters.items() if isinstance(v, (int, float)) and k not in _RESERVED)
         f.attrs.update(dataset_name=m.dataset_name, grid_type="cartesian", n_spatial_dims=2, n_trajectories=n,
                        problem=m.problem, simulation_parameters=np.array(numeric, dtype=h5py.string_dtype()))
@@ -163,6 +164,7 @@ def export_well(
     `name` names the files (default: the data set's name). `out` must not exist or be empty unless
     `overwrite`. Nothing appears at `out` unless every file was written.
     """
+    refuse_overwriting_inputs([out], [src])
     with TrajectoryFile(src) as file:
         return _export(file, Path(src), Path(out), splits, name, overwrite, progress)
 

@@ -8,10 +8,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from stochlift.data.readers import open_trajectories
+from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-from stochlift.io import write_json
+from stochlift.io import refuse_overwriting_inputs, write_json
 from stochlift.metrics.qoi import QoI
 from stochlift.problems import Metrics, get_problem
+
+
+def check_comparable(ref: TrajectoryFile, gen: TrajectoryFile) -> None:
+    """Refuse to compare files of different problems or fields: their numbers would mean nothing."""
+    for what, a, b in (("problem", ref.meta.problem, gen.meta.problem),
+                       ("fields", list(ref.meta.field_names), list(gen.meta.field_names))):
+        if a != b:
+            raise StochliftError(f"reference {ref.path} has {what} {a!r} but generated {gen.path} has {b!r}")
 
 
 def evaluate_files(
@@ -35,11 +44,12 @@ def evaluate_files(
     "generic": field scores with floors for any data); `qoi` (name -> function of frames [n, T, *state], see
     stochlift.metrics.qoi) adds user quantities of interest, for problems that score them (generic).
     """
+    if out is not None:
+        refuse_overwriting_inputs([out], [reference, generated])
     ref, gen = open_trajectories(reference), open_trajectories(generated)  # our files or The Well's
     ref_split = reference_split or ref.default_split("test")
     gen_split = generated_split or gen.default_split("generated")
-    if ref.meta.problem != gen.meta.problem:
-        raise StochliftError(f"reference is a {ref.meta.problem!r} file but generated is {gen.meta.problem!r}")
+    check_comparable(ref, gen)
     scorer = get_problem(problem or ref.meta.problem)
     if qoi and not scorer.scores_qoi:
         raise StochliftError(f"{scorer.name} data are scored by their own quantities of interest; to score yours, "

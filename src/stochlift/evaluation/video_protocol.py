@@ -24,7 +24,7 @@ import torch
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-from stochlift.io import write_json
+from stochlift.io import refuse_overwriting_inputs, write_json
 from stochlift.metrics.fvd import (
     Extractor,
     GaussianStats,
@@ -72,7 +72,7 @@ def run_video_protocol(
 
     from stochlift.lifting.labels import stream_seed
     from stochlift.lifting.rollout import rollout_batches
-    from stochlift.lifting.runs import load_run
+    from stochlift.lifting.runs import check_run_inputs, load_run, run_files
     from stochlift.metrics.i3d import resolve_weights
 
     for name, value in (("videos", videos), ("samples", samples), ("predicted frames", predicted_frames),
@@ -80,6 +80,8 @@ def run_video_protocol(
         if value < 1:
             raise StochliftError(f"{name} must be positive, got {value}")
     started = time.time()
+    if out is not None:
+        refuse_overwriting_inputs([out], [*run_files(run_dir), test_file, i3d_weights])
     model, config, _ = load_run(run_dir)
     test = TrajectoryFile(test_file)
     split = split or test.default_split("test")
@@ -89,6 +91,9 @@ def run_video_protocol(
         raise StochliftError(
             f"test frames {list(test.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
         )
+    check_run_inputs(run_dir, test, "the test file")
+    if split not in test.splits:
+        raise StochliftError(f"{test.path} has no split {split!r}; it has {list(test.splits)}")
     if test.splits[split] < videos:
         raise StochliftError(f"{test.path} split {split!r} has {test.splits[split]} videos, fewer than {videos}")
     if test.meta.frames < protocol.clip_frames:

@@ -57,6 +57,14 @@ class DistContext:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return value / self.world_size
 
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum of a tensor over all ranks (itself when alone)."""
+        if not self.enabled:
+            return value
+        value = value.detach().clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return value
+
     def any(self, flag: bool) -> bool:
         """True on every rank if it is true on any (so all ranks raise together instead of hanging)."""
         if not self.enabled:

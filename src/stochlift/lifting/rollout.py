@@ -14,11 +14,12 @@ from tqdm.auto import tqdm
 from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+from stochlift.io import refuse_overwriting_inputs, require_disk, require_memory
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.generator import Generator
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.pairs import initial_window
-from stochlift.lifting.runs import load_run
+from stochlift.lifting.runs import check_run_inputs, load_run, run_files
 from stochlift.problems import constraint_for
 
 
@@ -137,7 +138,11 @@ def rollout(model: Generator, initial: np.ndarray | torch.Tensor, frames: int, *
 def initial_frames(file: TrajectoryFile, n: int, *, split: str | None = None, frames: int = 1) -> np.ndarray:
     """The first `frames` frames of n trajectories of a file's split, cycling through its rows."""
     split = split or file.default_split()
+    if split not in file.splits:
+        raise StochliftError(f"{file.path} has no split {split!r}; it has {list(file.splits)}")
     rows = file.splits[split]
+    if rows == 0:
+        raise StochliftError(f"{file.path}: split {split!r} holds no trajectories to start from")
     if frames < 1 or frames > file.meta.frames:
         raise StochliftError(f"initial frames must be between 1 and {file.meta.frames}, got {frames}")
     taken = file.read(split, slice(0, min(n, rows)), slice(0, frames))
@@ -184,8 +189,12 @@ def sample_to_file(
 
     if trajectories <= 0:
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
+    if seed < 0:
+        raise StochliftError(f"--seed must be >= 0, got {seed}")
+    refuse_overwriting_inputs([out], [*run_files(run_dir), initial])
     well = well_start(run_dir, trajectories, initial=initial, split=initial_split, count=initial_count)
     model, config, data = load_run(run_dir) if well is None else (well.model, well.config, None)
+    refuse_overwriting_inputs([out], [config.data.path])
     source = well or (open_trajectories(initial) if initial is not None else data)
     if source is None:
         raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
@@ -193,7 +202,12 @@ def sample_to_file(
         raise StochliftError(
             f"initial frames of shape {list(source.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
         )
+    if well is None:
+        check_run_inputs(run_dir, source, "--initial" if initial is not None else "the run's data")
     frames = frames or source.meta.frames
+    rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
+    piece = chunk_frames or stream_chunk(rows, source.meta.frame_shape, frames)
+    _check_sampling_size(out, trajectories, frames, initial_count, rows, piece, model.window, source.meta)
     constraint = constraint or config.model.constraint
     projection = constraint_for(constraint, source.meta)
     start = initial_frames(source, trajectories, split=initial_split, frames=initial_count) if well is None else well.frames
@@ -217,9 +231,8 @@ def sample_to_file(
         },
         dtype=dtype or source.meta.dtype,
     )
-    with TrajectoryWriter(out, meta, {"generated": trajectories}) as writer:
+    with TrajectoryWriter(out, meta, {"generated": trajectories}, time_chunk=piece) as writer:
         speed = vars(options) if options is not None else {}
-        rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
         chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
         for row, first, batch in rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed,
                                                 batch_size=batch_size, progress=progress, constraint=projection,
@@ -234,14 +247,30 @@ def sample_to_file(
     return Path(out)
 
 
-STREAM_BYTES = 256 << 20  # sample_to_file's default float32 frames held per batch before they go to the file
+# sample_to_file holds at most STREAM_FRAMES frames of a batch at once (fewer when they would pass STREAM_BYTES
+# as float32), whatever the number of frames asked for: memory does not grow with --frames
+STREAM_FRAMES = 32
+STREAM_BYTES = 256 << 20
 
 
 def stream_chunk(batch: int, frame_shape: tuple[int, ...], frames: int, time_chunk: int = 1) -> int:
-    """Frames per streamed piece: about STREAM_BYTES for the batch, rounded down to whole HDF5 time chunks
-    (partial chunks cost a read-modify-write) when that leaves at least one, never more than `frames`."""
+    """Frames per streamed piece: at most STREAM_FRAMES and about STREAM_BYTES for the batch, rounded down to
+    whole HDF5 time chunks (partial chunks are read back from disk) when that leaves at least one, never more
+    than `frames`."""
     per_frame = 4 * batch * int(np.prod(frame_shape))
-    chunk = max(1, STREAM_BYTES // per_frame)
+    chunk = max(1, min(STREAM_FRAMES, STREAM_BYTES // per_frame))
     if chunk >= time_chunk > 1:
         chunk -= chunk % time_chunk
     return int(min(chunk, frames))
+
+
+def _check_sampling_size(out: str | os.PathLike, trajectories: int, frames: int, given: int, rows: int, piece: int,
+                         window: int, meta: TrajectoryMeta) -> None:
+    """Refuse a sampling job that cannot fit, before allocating or writing anything: memory (the initial
+    frames, a batch's window buffers and streamed piece, the time grid and the per-row bookkeeping) and,
+    for uncompressed (float32) output, disk."""
+    frame = 4 * int(np.prod(meta.frame_shape))
+    memory = 2 * trajectories * given * frame + rows * (3 * piece + 4 * window) * frame + 8 * (frames + trajectories)
+    require_memory(memory, f"sampling {trajectories} trajectories of {frames} frames")
+    if meta.dtype == "float32":
+        require_disk(out, trajectories * frames * frame, f"writing {trajectories} trajectories of {frames} frames")

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from stochlift.config import RunConfig
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.data.well import is_well_path
+from stochlift.data.well import NORMALIZATION_FILE, is_well_path
 from stochlift.errors import StochliftError
-from stochlift.lifting.checkpoint import CHECKPOINT_NAME, load_weights, read_checkpoint
+from stochlift.lifting.checkpoint import CHECKPOINT_NAME, checkpoint_data, load_weights, read_checkpoint
+from stochlift.lifting.fingerprint import check_same_kind, data_identity
 from stochlift.lifting.generator import Generator, build_model
 from stochlift.lifting.training import EMA
 
@@ -43,3 +44,27 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Generator, RunConfig, Trajecto
     load_weights(model, tensors, prefix=EMA.PREFIX if has_ema else "model.")
     model.eval()
     return model, config, data
+
+
+def run_files(run_dir: str | os.PathLike) -> list[Path]:
+    """The files a run directory holds for its run (what training writes, and sampling reads)."""
+    return [Path(run_dir) / name for name in ("config.yaml", CHECKPOINT_NAME, "train_log.json", NORMALIZATION_FILE)]
+
+
+def run_data(run_dir: str | os.PathLike) -> dict:
+    """What the run in run_dir recorded about its training data (problem, fields, fingerprint, path); for a
+    run from before that was recorded, the problem and fields of its data file if that is still there."""
+    recorded = checkpoint_data(Path(run_dir) / CHECKPOINT_NAME)
+    if recorded:
+        return recorded
+    _, config, data = load_run(run_dir)
+    if data is None:
+        return {}
+    return data_identity(data.meta, None, path=str(data.path), split=config.data.split,
+                         rows=data.splits.get(config.data.split, 0))
+
+
+def check_run_inputs(run_dir: str | os.PathLike, file: TrajectoryFile, what: str) -> None:
+    """Refuse a trajectory file from another problem, or with other fields, than the run trained on, even
+    when its frames have the model's shape (a Wave model is not started from Flow or digit frames)."""
+    check_same_kind(run_data(run_dir), file.meta, f"{what} {file.path}")

@@ -11,7 +11,6 @@ function of (seed, step), so `resume=True` continues exactly.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from stochlift.config import ANCHORED, METHODS, RunConfig, save_config
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.data.well import WellSource, is_well_path
 from stochlift.errors import StochliftError
-from stochlift.io import exclusive, write_json
+from stochlift.io import exclusive, refuse_overwriting_inputs, write_json
 from stochlift.lifting import distributed
 from stochlift.lifting.checkpoint import (
     CHECKPOINT_NAME,
@@ -36,11 +35,12 @@ from stochlift.lifting.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
+from stochlift.lifting.fingerprint import array_fingerprint, data_identity, file_blocks, scan, well_blocks
 from stochlift.lifting.generator import Generator, TrainingNoise, build_model
 from stochlift.lifting.loader import StepBatches, step_loader
 from stochlift.lifting.pairs import FileSource, FrameSource, PairSet
 from stochlift.lifting.perturbations import InputNoise, Perturbation, Pushforward
-from stochlift.lifting.runs import run_finished
+from stochlift.lifting.runs import run_files, run_finished
 from stochlift.lifting.training import EMA, Batch, MixedPrecision, learning_rate, set_learning_rate
 from stochlift.lifting.validation import Validation
 from stochlift.models import BACKBONES
@@ -58,36 +58,73 @@ class TrainResult:
     run_dir: Path
 
 
-def open_source(config: RunConfig, ctx: distributed.DistContext | None = None) -> tuple[FrameSource, bool]:
-    """The training split named in the config, and whether its domain is periodic.
+@dataclass
+class TrainingData:
+    """The training split as a FrameSource, whether its domain is periodic, and what the run records about it
+    (stochlift.lifting.fingerprint.data_identity: the content fingerprint, problem, fields)."""
 
-    The data are checked for NaN/Inf block by block (bounded memory); under data parallelism each rank
-    checks its share of the blocks and all ranks fail together.
+    source: FrameSource
+    periodic: bool
+    identity: dict
+
+
+def open_training_data(config: RunConfig, ctx: distributed.DistContext | None = None) -> TrainingData:
+    """The training split named in the config, checked and fingerprinted.
+
+    The data are read once, block by block (bounded memory): NaN/Inf are refused and the content
+    fingerprint is computed in the same pass; under data parallelism each rank reads its share of the
+    blocks and all ranks fail together.
     """
+    ctx = ctx or distributed.DistContext()
     if not config.data.path:
         raise StochliftError("no training data: pass --data FILE (or set data.path in the config)")
+    path, split = str(Path(config.data.path).resolve()), config.data.split
     if is_well_path(config.data.path):  # The Well's HDF5 files, read as they are (stochlift.data.well)
-        well, ctx = WellSource(config.data.path, config.data.split), ctx or distributed.DistContext()
-        found = well.find_nonfinite(CHECK_BYTES, part=ctx.rank, parts=ctx.world_size)
-        if ctx.any(found is not None):
-            raise StochliftError(found or f"{config.data.path}: NaN or Inf in the data (found by another rank)")
-        return well, well.periodic
+        well = WellSource(config.data.path, split)
+        fingerprint = scan(well_blocks(well), ctx)
+        identity = data_identity(well.meta(), fingerprint, path=path, split=split, rows=well.n_trajectories)
+        return TrainingData(well, well.periodic, identity)
     file = TrajectoryFile(config.data.path)
-    source = FileSource(file, config.data.split, limit=config.data.trajectories)
-    _check_finite(file, config.data.split, ctx or distributed.DistContext())
-    return source, file.meta.periodic
+    source = FileSource(file, split, limit=config.data.trajectories)
+    fingerprint = scan(file_blocks(file, split, source.n_trajectories), ctx)
+    identity = data_identity(file.meta, fingerprint, path=path, split=split, rows=source.n_trajectories)
+    return TrainingData(source, file.meta.periodic, identity)
 
 
-def _check_finite(file: TrajectoryFile, split: str, ctx: distributed.DistContext) -> None:
-    """`TrajectoryFile.check_finite`, its blocks shared between the ranks, which all fail together."""
-    per = max(1, CHECK_BYTES // (4 * file.meta.frames * math.prod(file.meta.frame_shape)))
-    try:
-        file.check_finite(split, per, part=ctx.rank, parts=ctx.world_size)
-        found = None
-    except StochliftError as error:
-        found = error
-    if ctx.any(found is not None):
-        raise found or StochliftError(f"{file.path}: split {split!r} contains NaN or Inf (found by another rank)")
+def open_source(config: RunConfig, ctx: distributed.DistContext | None = None) -> tuple[FrameSource, bool]:
+    """The training split named in the config, and whether its domain is periodic (`open_training_data`)."""
+    data = open_training_data(config, ctx)
+    return data.source, data.periodic
+
+
+def given_data(source: FrameSource, periodic: bool, ctx: distributed.DistContext) -> TrainingData:
+    """A source handed to `train` directly: its fingerprint where it can be read (a split of a file, arrays)."""
+    if isinstance(source, FileSource):
+        fingerprint = scan(file_blocks(source.file, source.split, source.n_trajectories), ctx)
+        identity = data_identity(source.file.meta, fingerprint, path=str(source.file.path.resolve()),
+                                 split=source.split, rows=source.n_trajectories)
+    else:
+        data = getattr(source, "data", None)
+        fingerprint = array_fingerprint(data) if isinstance(data, np.ndarray) else None
+        identity = data_identity(None, fingerprint, path=None, split="", rows=source.n_trajectories)
+    return TrainingData(source, periodic, identity)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, ctx: distributed.DistContext):
+    """Hold the run directory's lock while training (rank 0 takes it): a second training of the same run
+    fails at once, naming the process that holds it, instead of mixing its files with the first one's."""
+    lock = contextlib.ExitStack()
+    busy = None
+    if ctx.is_main:
+        try:
+            lock.enter_context(exclusive(run_dir, wait=False))
+        except StochliftError as error:
+            busy = error
+    if ctx.any(busy is not None):
+        raise busy or StochliftError(f"{run_dir} is being trained by another process")
+    with lock:
+        yield
 
 
 def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConfig:
@@ -112,12 +149,23 @@ def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConf
     return config
 
 
-def _check_resume(run_dir: Path, config: RunConfig) -> tuple[dict, TrainingState, list]:
+def _check_resume(run_dir: Path, config: RunConfig, identity: dict) -> tuple[dict, TrainingState, list]:
+    """The checkpoint to resume from, if this config and these data are the run's: the same settings
+    (but RESUMABLE_CHANGES), and data with the fingerprint the run recorded, wherever they are now."""
     tensors, state, groups = read_checkpoint(run_dir / CHECKPOINT_NAME)
     saved = RunConfig.from_dict(state.config).to_dict()
     current = config.to_dict()
+    recorded, found = state.data.get("fingerprint"), identity.get("fingerprint")
+    if recorded is not None and found is not None and recorded != found:
+        raise StochliftError(
+            f"cannot resume {run_dir}: the data at {identity.get('path') or 'the given source'} are not the data it "
+            f"was trained on ({state.data.get('path')}; fingerprints {found[:19]}... and {recorded[:19]}...); "
+            "pass the original data with --data")
+    moved = recorded is not None and recorded == found  # the same data, maybe at another path
     for section in ("data", "model", "train"):
         for key in set(saved[section]) | set(current[section]):
+            if moved and (section, key) == ("data", "path"):
+                continue
             if key not in RESUMABLE_CHANGES and saved[section].get(key) != current[section].get(key):
                 raise StochliftError(
                     f"cannot resume {run_dir}: its checkpoint has {section}.{key}={saved[section].get(key)!r}, "
@@ -155,8 +203,9 @@ def train(
     """
     config = RunConfig.from_dict(config.to_dict())  # a private, validated copy
     ctx = distributed.setup(config.train.device)
-    run = _setup(config, Path(run_dir), ctx, source, periodic, resume)
-    return _train(run, progress, stop_after)
+    run_dir = Path(run_dir)
+    with run_lock(run_dir, ctx):
+        return _train(_setup(config, run_dir, ctx, source, periodic, resume), progress, stop_after)
 
 
 def _train(run: _Run, progress: bool, stop_after: int | None) -> TrainResult:
@@ -267,24 +316,28 @@ def _setup(config: RunConfig, run_dir: Path, ctx: distributed.DistContext, sourc
     micro = distributed.check_batch(t.batch_size, ctx.world_size, t.grad_accum)  # rows per micro-batch
     amp = MixedPrecision(distributed.autocast_dtype(t.precision, ctx.device, explicit_device=t.device != "auto"),
                          ctx.device)
-    if source is None:
-        source, periodic = open_source(config, ctx)
-    pairs = PairSet(source, config.model.window, config.model.history_padding)
     checkpoint_path = run_dir / CHECKPOINT_NAME
     if checkpoint_path.exists() and not resume:
         raise StochliftError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     if resume and not checkpoint_path.exists():
         raise StochliftError(f"nothing to resume: no {CHECKPOINT_NAME} in {run_dir}")
-    config = resolve_config(config, pairs, periodic)
-    resumed = _check_resume(run_dir, config) if resume else None
+    if source is None:
+        refuse_overwriting_inputs(run_files(run_dir), [config.data.path])
+        data = open_training_data(config, ctx)
+    else:
+        data = given_data(source, periodic, ctx)
+    pairs = PairSet(data.source, config.model.window, config.model.history_padding)
+    config = resolve_config(config, pairs, data.periodic)
+    resumed = _check_resume(run_dir, config, data.identity) if resume else None
     ctx.barrier()  # every rank has looked at (and read) run_dir before rank 0 writes to it
 
     torch.manual_seed(t.seed)
     model = build_model(config.model)
     noise = model.training_noise(pairs.n_pairs, t.seed)  # the same on every rank
-    state = TrainingState(config=config.to_dict())
+    state = TrainingState(config=config.to_dict(), data=data.identity)
     if resumed is not None:
         tensors, state, groups = resumed
+        state.config, state.data = config.to_dict(), data.identity  # the data's path may have moved
         load_weights(model, tensors)
     model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
@@ -301,7 +354,7 @@ def _setup(config: RunConfig, run_dir: Path, ctx: distributed.DistContext, sourc
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
-        for name, content in source.run_files().items():  # e.g. The Well's normalisation, for sampling to undo
+        for name, content in data.source.run_metadata().items():  # e.g. The Well's normalisation, for sampling
             write_json(run_dir / name, content)
     rows = slice(ctx.rank * micro * t.grad_accum, (ctx.rank + 1) * micro * t.grad_accum)
     perturbations: list[Perturbation] = []
@@ -313,7 +366,7 @@ def _setup(config: RunConfig, run_dir: Path, ctx: distributed.DistContext, sourc
     dataset = StepBatches(pairs, t.batch_size, t.seed, t.steps, rank=ctx.rank, world_size=ctx.world_size,
                           unroll=t.unroll, start_weight=t.start_weight)
     return _Run(config, run_dir, ctx, model, trainer, optimizer, amp, ema, noise, dataset, state, rows,
-                perturbations, Validation.from_config(config, source) if ctx.is_main else None)
+                perturbations, Validation.from_config(config, data.source) if ctx.is_main else None)
 
 
 def train_or_resume(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True) -> Path:

@@ -81,6 +81,8 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
         raise StochliftError(
             f"mismatched Gaussian shapes: means {mu1.shape}, {mu2.shape}; covariances {cov1.shape}, {cov2.shape}"
         )
+    if not all(np.isfinite(a).all() for a in (mu1, mu2, cov1, cov2)):
+        raise StochliftError("the video features hold NaN or Inf (broken feature weights or videos); no FVD")
     root1 = _sqrt_psd(cov1)
     middle = root1 @ cov2 @ root1
     eigen = np.linalg.eigvalsh((middle + middle.T) / 2)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -111,7 +113,7 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 @click.option("--initial-split", help="Split of --initial to take initial frames from.")
 @click.option("--initial-frames", type=int, default=1, show_default=True, callback=positive,
               help="Given frames per trajectory; a shorter history than the window repeats frame 0.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True, callback=positive)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto: the GPU when there is one.")
@@ -223,7 +225,7 @@ def fvd_weights(src: str, out: str) -> None:
 @click.option("--predicted-frames", type=int, default=15, show_default=True, callback=positive)
 @click.option("--context-in-fvd/--context-out-of-fvd", default=True, show_default=True,
               help="Whether the context frames are inside the FVD clips (reported in the JSON).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--batch-size", type=int, default=100, show_default=True, callback=positive,
               help="Rollout batch size (with the seed, it fixes the samples).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -263,7 +265,7 @@ def video_eval(run_dir: str, test_file: str, out: str, split: str | None, i3d_we
               help="Held-out reference trajectories for the forecasting setting; 0 skips it.")
 @click.option("--forecast-samples", type=click.IntRange(min=2), default=4, show_default=True,
               help="Samples rolled out per held-out trajectory in the forecasting setting.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of sampling and of the scores.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of sampling and of the scores.")
 @click.option("--quiet", is_flag=True, help="No progress messages.")
 def report(run_dir: str, out: str, reference: str | None, generated: str | None, metrics: str | None,
            forecast_trajectories: int, forecast_samples: int, seed: int, quiet: bool) -> None:
@@ -284,7 +286,7 @@ def report(run_dir: str, out: str, reference: str | None, generated: str | None,
 @click.option("--problem", type=LazyChoice(_demo_names), default="wave", show_default=True,
               help="wave: waves in a random medium; flow: water flooding a random porous medium; digits: "
                    "Stochastic Moving Digits video; balls: the CLEVRER-like RGB ball scene.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--best-of", type=int, callback=positive,
               help="Train K seeds (SEED .. SEED + K - 1) side by side and keep the best on the validation split "
                    "(wave and flow).  [default: 1 for wave, 2 for flow]")
@@ -401,24 +403,40 @@ def experiment(name: str, scale: str, out: str, quiet: bool, jobs: int) -> None:
     click.echo(f"wrote {folder}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the process is, so that it unwinds as on Ctrl-C: every `finally` runs and
+    removes the temporary files of unfinished outputs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def _os_error_line(error: OSError) -> str:
+    """An OSError (disk full, permissions, ...) as one line: the user's environment, not a bug."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on device; the unfinished output was removed: free some space and run again"
+    return " ".join(str(error).split())  # HDF5's messages span lines
+
+
 def main() -> None:
-    """Entry point: user mistakes print one line and exit 2; Ctrl-C exits 130."""
+    """Entry point: user mistakes print one line and exit 2; Ctrl-C exits 130, SIGTERM 143 (temporary files
+    removed either way)."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns KeyboardInterrupt into Abort
+        terminated = any(isinstance(e, Terminated) for e in (exc, exc.__cause__, exc.__context__))
         click.echo("interrupted", err=True)
-        sys.exit(130)
+        sys.exit(143 if terminated else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except StochliftError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except OSError as exc:  # disk full, permissions, ...: the user's environment, not a bug
-        click.echo(f"error: {exc}", err=True)
+    except OSError as exc:
+        click.echo(f"error: {_os_error_line(exc)}", err=True)
         sys.exit(2)
 
 

@@ -45,7 +45,7 @@ def data() -> None:
 @click.option("--trajectories", type=int, callback=positive, help="Total trajectories (split like the preset).")
 @click.option("--frames", type=int, callback=positive, help="Stored frames T per trajectory.")
 @click.option("--size", type=int, callback=positive, help="Grid size S (S x S).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_wave(out: str, preset: str, trajectories: int | None, frames: int | None, size: int | None, seed: int,
               quiet: bool) -> None:
@@ -66,7 +66,7 @@ def data_wave(out: str, preset: str, trajectories: int | None, frames: int | Non
 @click.option("--frames", type=int, callback=positive, help="Stored frames T per trajectory (t = 0 included).")
 @click.option("--size", type=int, callback=positive,
               help="Stored frame size S (S x S); quick simulates S x S cells, paper resamples its 100 x 100.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--workers", type=int, callback=positive, help="Worker processes.  [default: all cores]")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_flow(out: str, preset: str, trajectories: int | None, frames: int | None, size: int | None, seed: int,
@@ -117,7 +117,7 @@ def _floats(count: int):
               help="Fractions of the videos per split.  [default: 0.8,0.1,0.1]")
 @click.option("--split-by", type=click.Choice(["random", "folder"]),
               help="random: videos drawn with --seed; folder: top folders named train/val/test.  [default: random]")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random split.")
 @click.option("--skip-short", is_flag=True, help="Skip videos shorter than one clip instead of failing.")
 @click.option("--fps", type=float, help="Frames per second of the source, when the files do not say.")
 @click.option("--name", help="Data set name [default: the folder's name].")
@@ -228,7 +228,7 @@ def data_bair(src: str, out: str, camera: str, frames: int, valid: int, no_verif
 @click.option("--mnist", type=click.Path(),
               help="Local MNIST idx file or folder (train-/t10k-images-idx3-ubyte[.gz]) "
                    "[default: scikit-learn's digits].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_moving_digits(out: str, trajectories: int | None, frames: int, size: int, digit_size: int | None,
                        digits: int, max_speed: int, mnist: str | None, seed: int, quiet: bool) -> None:
@@ -252,7 +252,7 @@ def data_moving_digits(out: str, trajectories: int | None, frames: int, size: in
 @click.option("--radius", type=float, default=0.12, show_default=True, help="Ball radius, fraction of S.")
 @click.option("--warmup", type=int, default=16, show_default=True, help="Frames simulated before the first one.")
 @click.option("--flat", is_flag=True, help="Flat discs instead of shaded balls.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_balls(out: str, trajectories: int | None, frames: int, size: int, max_balls: int, entry_rate: float,
                radius: float, warmup: int, flat: bool, seed: int, quiet: bool) -> None:

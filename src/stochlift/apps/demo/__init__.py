@@ -1,7 +1,8 @@
 """The end-to-end demo: data -> training -> sampling -> evaluation -> pictures -> report, on the quick preset.
 
-Each stage writes its output atomically and is skipped when that output already exists, and training
-resumes from its checkpoint, so re-running an interrupted demo continues where it stopped.
+Each stage writes its output atomically and is skipped when that output already exists and was made from
+the same inputs (apps/demo/stages.py), and training resumes from its checkpoint, so re-running an
+interrupted demo continues where it stopped, and re-running it with other arguments redoes what they change.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from stochlift.apps.report import build_report
 from stochlift.apps.selection import train_best_of
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.apps.demo.stages import DemoStages
 from stochlift.errors import StochliftError
 from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
@@ -75,13 +77,19 @@ def run_demo(
         "report": out / "report.html",
     }
     clock = StageClock()
+    config = apply_overrides(load_config(spec.config), [f"train.seed={seed}", *overrides])  # fails fast
+    best_of = spec.best_of if best_of is None else best_of
+    stages = DemoStages(out, progress=progress)  # a stage is reused only when made from the same inputs
+    made = stages.prepare("data", {"problem": problem, "preset": "quick", "seed": seed, "trajectories": trajectories,
+                                   "frames": frames, "size": size},
+                          [files["data"], files["data"].with_name(files["data"].name + ".parts")])
+    made = stages.prepare("train", {"data": made, "config": config.to_dict(), "best_of": best_of}, [files["run"]])
+    stages.prepare("sample", {"train": made, "samples": samples, "seed": seed + 1}, [files["samples"]])
     if not files["data"].exists():
         spec.make_data(files["data"], trajectories=trajectories, frames=frames, size=size, seed=seed,
                        progress=progress)
     clock.lap("data")
-    config = apply_overrides(load_config(spec.config), [f"train.seed={seed}", *overrides])
     config.data.path = str(files["data"])
-    best_of = spec.best_of if best_of is None else best_of
     if best_of == 1:
         if not files["samples"].exists():
             train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from stochlift.apps import plots
-from stochlift.apps.demo.stages import DemoResult, StageClock
+from stochlift.apps.demo.stages import DemoResult, DemoStages, StageClock
 from stochlift.apps.plots import video as plots_video
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile
@@ -127,6 +127,11 @@ def run_video_demo(
              "snapshots": out / "snapshots.png", "pixel_stats": out / "pixel_stats.png"}
     clock = StageClock()
     config = apply_overrides(load_config(spec.config), [f"train.seed={seed}", *overrides])  # fails fast
+    stages = DemoStages(out, progress=progress)  # a stage is reused only when made from the same inputs
+    made = stages.prepare("data", {"problem": problem, "seed": seed, "trajectories": trajectories, "frames": frames,
+                                   "size": size}, [files["data"]])
+    made = stages.prepare("train", {"data": made, "config": config.to_dict()}, [files["run"]])
+    stages.prepare("sample", {"train": made, "samples": samples, "seed": seed + 1}, [files["samples"]])
     config.data.path = str(files["data"])
     if not files["data"].exists():
         spec.make_data(files["data"], trajectories=trajectories, frames=frames, size=size, seed=seed,

@@ -31,13 +31,15 @@ from typing import Any
 import numpy as np
 
 from stochlift.apps import plots
+from stochlift.config import RunConfig, config_yaml
 from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
-from stochlift.io import atomic_path
+from stochlift.io import atomic_path, refuse_overwriting_inputs
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
-from stochlift.lifting.runs import load_run
+from stochlift.evaluation.evaluate import check_comparable
+from stochlift.lifting.runs import check_run_inputs, load_run, run_files
 from stochlift.metrics.distribution import EnsembleScores, distribution_scores_files
 from stochlift.evaluation.forecast import forecast_scores
 from stochlift.problems import Metrics, Problem, QuantityView, constraint_for, get_problem
@@ -100,8 +102,7 @@ def _read_metrics(path: Path | None) -> dict[str, Any] | None:
 
 
 def _check_pair(ref: TrajectoryFile, gen: TrajectoryFile) -> None:
-    if ref.meta.problem != gen.meta.problem:
-        raise StochliftError(f"reference is a {ref.meta.problem!r} file but generated is {gen.meta.problem!r}")
+    check_comparable(ref, gen)
     if (ref.meta.frames, ref.meta.frame_shape) != (gen.meta.frames, gen.meta.frame_shape):
         raise StochliftError(
             f"reference frames {ref.meta.frames} x {list(ref.meta.frame_shape)} and generated frames "
@@ -119,9 +120,10 @@ def _heldout_subset(ref: TrajectoryFile, split: str, n: int, out: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- sections
 
 
-def _config_section(run_dir: Path) -> Section:
-    text = (run_dir / "config.yaml").read_text()
-    return Section("config", "Config", f"<p>From <code>{esc(run_dir / 'config.yaml')}</code>.</p>"
+def _config_section(run_dir: Path, config: RunConfig) -> Section:
+    text = config_yaml(config)
+    return Section("config", "Config", f"<p>The resolved config the model was built from, as its checkpoint "
+                                        f"<code>{esc(run_dir / CHECKPOINT_NAME)}</code> records it.</p>"
                                         f"<pre>{esc(text)}</pre>")
 
 
@@ -363,6 +365,7 @@ def build_report(
     """
     run_dir, out_html = Path(run_dir), Path(out_html)
     _check_run_dir(run_dir)
+    refuse_overwriting_inputs([out_html], [*run_files(run_dir), run_dir / "metrics.json", reference, generated, metrics])
     if forecast_trajectories < 0:
         raise StochliftError(f"forecast_trajectories must be >= 0, got {forecast_trajectories}")
     if forecast_trajectories and forecast_samples < 2:
@@ -374,6 +377,7 @@ def build_report(
         run_dir / "metrics.json" if (run_dir / "metrics.json").is_file() else None)
     metrics_file = _read_metrics(metrics_path)
     model, config, data = load_run(run_dir)
+    refuse_overwriting_inputs([out_html], [config.data.path])
     if reference is not None:
         ref = open_trajectories(reference)  # our file or The Well's
     elif data is not None:
@@ -384,6 +388,7 @@ def build_report(
     if list(ref.meta.frame_shape) != list(config.model.frame_shape):
         raise StochliftError(f"reference frames of shape {list(ref.meta.frame_shape)} do not fit the model's "
                              f"{config.model.frame_shape}")
+    check_run_inputs(run_dir, ref, "the reference")
 
     with tempfile.TemporaryDirectory(prefix="stochlift-report-") as tmp_name:
         tmp = Path(tmp_name)
@@ -434,7 +439,7 @@ def build_report(
 
         _say(progress, "figures")
         sections = [
-            _config_section(run_dir),
+            _config_section(run_dir, config),
             _training_section(log),
             _rollout_section(ref, ref_split, gen, gen_split, tmp),
             _qoi_section(problem, physics, views, tmp, skipped),
