@@ -45,7 +45,6 @@ from stochlift.lifting.training import EMA, Batch, MixedPrecision, learning_rate
 from stochlift.lifting.validation import Validation
 from stochlift.models import BACKBONES
 
-CHECK_BYTES = 8 << 20  # the start-up NaN/Inf check reads the data in blocks of at most this many bytes
 # config keys that may differ on resume: they change neither the sequence of batches nor the model
 RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "workers", "device", "validate_every", "validation_trajectories")
 
