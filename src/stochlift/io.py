@@ -1,8 +1,7 @@
-"""Atomic file writing: a file either appears complete or not at all."""
+"""Atomic file writing (a file either appears complete or not at all) and a lock per product."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -11,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 
 @contextmanager
@@ -74,6 +75,5 @@ def exclusive(product: str | os.PathLike) -> Iterator[None]:
     product = Path(product)
     lock = product.with_name(f".{product.name}.lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with FileLock(lock):  # flock on POSIX, msvcrt on Windows; released when the process dies
         yield

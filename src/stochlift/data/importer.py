@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from stochlift.config import _number  # the one parser of numbers in options
 from stochlift.data.import_sources import Source, load_npy, open_source
@@ -36,6 +35,7 @@ from stochlift.data.trajectories import SPATIAL_DIMS, TrajectoryMeta, Trajectory
 from stochlift.data.video import SPLIT_NAMES, split_counts
 from stochlift.data.well import split_folders
 from stochlift.errors import StochliftError
+from stochlift.progress import tqdm
 
 BLOCK_BYTES = 64 << 20  # float32 bytes of trajectories read, checked and written at once
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)

@@ -19,6 +19,7 @@ Splits are drawn per video (never per clip, so no video leaks from train into te
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tempfile
@@ -32,6 +33,7 @@ import numpy as np
 
 from stochlift.data.trajectories import TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+from stochlift.optional import require
 
 VIDEO_PROBLEM = "video"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv", ".m4v")
@@ -177,6 +179,9 @@ def find_video_sources(src: str | os.PathLike) -> list[VideoSource]:
             f"no videos ({', '.join(VIDEO_SUFFIXES)}) or folders of frame images "
             f"({', '.join(IMAGE_SUFFIXES)}) in {root}"
         )
+    needs_ffmpeg = sorted({s.path.suffix.lower() for s in sources if s.kind == "video" and s.path.suffix.lower() != ".gif"})
+    if needs_ffmpeg and importlib.util.find_spec("av") is None:  # PyAV, if installed, decodes them too
+        require("imageio_ffmpeg", f"reading {'/'.join(needs_ffmpeg)} videos")
     return sources
 
 
@@ -348,7 +353,7 @@ def import_video_folder(
     src, out = Path(src), Path(out)
     sources = find_video_sources(src)
     labels = _assign_splits(sources, split_by, split, seed)
-    from tqdm.auto import tqdm
+    from stochlift.progress import tqdm
 
     staging = _Staging(out)
     skipped: list[str] = []

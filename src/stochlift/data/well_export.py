@@ -29,11 +29,11 @@ from typing import Any
 import h5py
 import numpy as np
 import yaml
-from tqdm.auto import tqdm
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_dir
+from stochlift.progress import tqdm
 
 WELL_SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",

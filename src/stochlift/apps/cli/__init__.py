@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
+from stochlift.apps.cli.configs import config_group
 from stochlift.apps.cli.data import LazyChoice, data, positive
 from stochlift.config import CONSTRAINTS
 from stochlift.errors import StochliftError
@@ -39,6 +41,7 @@ def cli() -> None:
 
 
 cli.add_command(data)
+cli.add_command(config_group)
 
 
 def _problem_names() -> list[str]:
@@ -77,6 +80,7 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
     `torchrun --nproc_per_node 4 -m stochlift train ...` (data parallel, same result as one process).
     """
     from stochlift.config import apply_overrides, load_config
+    from stochlift.lifting.run_log import where_to_look
     from stochlift.lifting.train import train as train_run
 
     if resume and config_name is None and (Path(out) / "config.yaml").is_file():
@@ -92,12 +96,14 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
         for seed, scores in selection.scores.items():
             shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
             click.echo(f"seed {seed}: {shown} ({selection.split} split)")
-        click.echo(f"kept {selection.chosen}: sample with `stochlift sample --run {selection.chosen} ...`")
+        click.echo(f"kept {selection.chosen}")
+        click.echo("\n".join(where_to_look(selection.chosen, logdir=out)))
         return
     result = train_run(config, out, resume=resume, progress=not quiet)
-    last = result.history[-1]["loss"] if result.history else float("nan")
+    last = result.history[-1].get("loss", float("nan")) if result.history else float("nan")
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
         click.echo(f"trained {out} (final loss {last:.4g})")
+        click.echo("\n".join(where_to_look(out)))
 
 
 @cli.command()
@@ -401,8 +407,20 @@ def experiment(name: str, scale: str, out: str, quiet: bool, jobs: int) -> None:
     click.echo(f"wrote {folder}")
 
 
+def _log_to_stderr() -> None:
+    """stochlift's log messages (the `logging` module, logger "stochlift") as plain lines on stderr."""
+    logger = logging.getLogger("stochlift")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main() -> None:
     """Entry point: user mistakes print one line and exit 2; Ctrl-C exits 130."""
+    _log_to_stderr()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort:
