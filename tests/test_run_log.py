@@ -12,8 +12,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY_OVERRIDES, tiny_config
-from stochlift.lifting.run_log import CSV_NAME, rollout_picture
 from stochlift.lifting.loader import StepBatches
+from stochlift.lifting.run_log import CSV_NAME, rollout_picture
 from stochlift.lifting.train import train
 from stochlift.progress import tqdm
 

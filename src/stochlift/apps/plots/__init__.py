@@ -279,9 +279,9 @@ def save_crossing_time_plot(
     ax.legend()
     if metrics:
         ax.set_title(
-            f"WCT = {_format_score(metrics, 'wct')}, WCT/std = {_format_score(metrics, 'wct_relative')}, "
-            f"mass W2 = {_format_score(metrics, 'mass_w2')}, "
-            f"mass W2/std = {_format_score(metrics, 'mass_w2_relative')}",
+            f"wct = {_format_score(metrics, 'wct')}, wct_relative = {_format_score(metrics, 'wct_relative')}, "
+            f"mass_w2 = {_format_score(metrics, 'mass_w2')}, "
+            f"mass_w2_relative = {_format_score(metrics, 'mass_w2_relative')}",
             fontsize=9,
         )
     _save_png(fig, path)
