@@ -43,12 +43,11 @@ class RunLog:
     def __init__(self, run_dir: Path, *, first_step: int, total: int, batch_size: int, enabled: bool = True,
                  progress: bool = True) -> None:
         self.first_step, self.batch_size, self.enabled = first_step, batch_size, enabled
-        self.total = total
+        self.run_dir, self.total = run_dir, total
         self.csv: Any = None
-        self.writer: Any = None
+        self._writer: Any = None  # opened with the first event, so a run with nothing left to train adds no file
         if enabled:
             self.csv = _continue_csv(run_dir / CSV_NAME, first_step)
-            self.writer = _tensorboard(run_dir, first_step)
             continued = f", continued from step {first_step}" if first_step else ""
             log.info(f"run log: {run_dir / CSV_NAME} and TensorBoard (tensorboard --logdir {run_dir}){continued}")
         self.started = time.perf_counter()
@@ -88,14 +87,21 @@ class RunLog:
             self.writer.add_image("valid/rollouts", picture, step, dataformats="HWC")
             self.writer.flush()
 
+    @property
+    def writer(self) -> Any:
+        """The TensorBoard SummaryWriter (None where tensorboard is missing or this rank does not write)."""
+        if self._writer is None and self.enabled:
+            self._writer = _tensorboard(self.run_dir, self.first_step) or False
+        return self._writer or None
+
     def close(self) -> None:
         self.bar.close()
         if self.csv is not None:
             self.csv.file.close()
             self.csv = None
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+        if self._writer:
+            self._writer.close()
+        self._writer = None
 
 
 class _CsvRows(csv.DictWriter):

@@ -46,7 +46,7 @@ class Renamed(click.Option):
         finally:
             self.opts = opts
 
-    def get_error_hint(self, ctx: click.Context) -> str:
+    def get_error_hint(self, ctx: click.Context | None) -> str:
         return " / ".join(f"'{name}'" for name in self._shown())
 
 
