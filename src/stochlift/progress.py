@@ -15,9 +15,11 @@ import re
 import sys
 from typing import Any, TextIO
 
+from tqdm.asyncio import tqdm as _terminal_tqdm
 from tqdm.auto import tqdm as _auto_tqdm
 
 LINE_EVERY_S = 10.0
+NOTEBOOK = _auto_tqdm is not _terminal_tqdm  # tqdm.auto chose its notebook widget: no stream to write lines to
 
 
 def on_terminal(stream: Any = None) -> bool:
@@ -51,8 +53,7 @@ class tqdm(_auto_tqdm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         stream = kwargs.get("file") or sys.stderr
-        notebook = _auto_tqdm.__module__.startswith("tqdm.notebook")  # a widget, not a stream
-        if not notebook and not kwargs.get("disable") and not on_terminal(stream):
+        if not NOTEBOOK and not kwargs.get("disable") and not on_terminal(stream):
             kwargs.update(file=PlainLines(stream), mininterval=max(kwargs.get("mininterval", 0), LINE_EVERY_S),
                           ascii=True)
         super().__init__(*args, **kwargs)

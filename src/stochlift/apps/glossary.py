@@ -74,10 +74,10 @@ _METRICS = [
            "Fair continuous ranked probability score per grid point, averaged over points, true trajectories "
            "and generated frames (proper, like the energy score).",
            ">= 0, in the field's units", "lower is better; compare models, or read its floor ratio"),
-    Metric("spread_skill_ratio", ENSEMBLE,
-           "Ensemble spread (root mean member variance) over skill (RMSE of the ensemble mean), corrected for the "
-           "ensemble size. The generic field scores call it spread_skill (their `_ratio` suffix is the floor "
-           "ratio).", "> 0", "1 is calibrated; below 1 under-dispersed, above 1 over-dispersed"),
+    Metric("spread_skill", ENSEMBLE,
+           "The spread-skill ratio: ensemble spread (root mean member variance) over skill (RMSE of the ensemble "
+           "mean), corrected for the ensemble size (for generic data, spread_skill_ratio is it over its floor).",
+           "> 0", "1 is calibrated; below 1 under-dispersed, above 1 over-dispersed"),
     Metric("rank_histogram", ENSEMBLE,
            "Counts of the rank of each true value among the generated members (n + 1 bins).",
            "counts", "flat; U-shaped: under-dispersed; a hump: over-dispersed"),
@@ -87,8 +87,6 @@ _METRICS = [
     Metric("sliced_w2", ENSEMBLE,
            "Sliced Wasserstein-2 distance between the generated and true ensembles of whole frames (random "
            "directions, the same for both).", ">= 0, in the field's units", "0 in the limit; read it with its floor"),
-    Metric("spread_skill", GENERIC, "spread_skill_ratio, as the generic field scores name it.",
-           "> 0", "1 is calibrated"),
     Metric("rank_deviation", GENERIC, "RMS deviation of the rank histogram from flat, relative to the flat count.",
            ">= 0", "0 is flat; read it with its floor"),
     Metric("mean_w2", GENERIC, "W2 of each trajectory's spatial mean per variable, averaged over the variables.",
@@ -129,7 +127,7 @@ _METRICS = [
            "energy_score of rollouts from the first frames of a few validation trajectories against those "
            "trajectories (train.validate_every, train.validation_trajectories).", ">= 0",
            "lower is better; should fall with the loss"),
-    Metric("val_spread_skill", TRAINING, "spread_skill_ratio of the same validation rollouts.", "> 0",
+    Metric("val_spread_skill", TRAINING, "spread_skill of the same validation rollouts.", "> 0",
            "1 is calibrated"),
 ]
 

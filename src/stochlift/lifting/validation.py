@@ -64,7 +64,7 @@ class Validation:
         model.train()
         scores = distribution_scores(generated, self.truth, rank_points=64, n_projections=32, seed=self.seed)
         return {"val_energy_score": _number(scores.mean.get("energy_score")),
-                "val_spread_skill": _number(scores.mean.get("spread_skill_ratio"))}, generated
+                "val_spread_skill": _number(scores.mean.get("spread_skill"))}, generated
 
 
 def _number(value: float | None) -> float:
