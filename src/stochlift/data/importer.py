@@ -118,8 +118,8 @@ def split_members(n: int, fractions: Sequence[float], seed: int) -> dict[str, np
     empty = [s for s, share, c in zip(SPLIT_NAMES, f, counts) if share > 0 and c == 0]
     if empty:
         need = math.ceil(1 / min(share for share in f if share > 0))
-        raise StochliftError(f"{n} trajectories are too few for --split-fractions {','.join(map(str, f.tolist()))}: split "
-                             f"{empty[0]} would be empty; import at least {need} or set its fraction to 0")
+        raise StochliftError(f"{n} trajectories are too few for --split-fractions {','.join(map(str, f.tolist()))}: "
+                             f"split {empty[0]} would be empty; import at least {need} or set its fraction to 0")
     labels = np.empty(n, dtype=object)
     labels[np.random.default_rng(seed).permutation(n)] = np.repeat(np.array(SPLIT_NAMES, dtype=object), counts)
     return {s: np.flatnonzero(labels == s) for s, c in zip(SPLIT_NAMES, counts) if c}

@@ -179,7 +179,7 @@ def find_video_sources(src: str | os.PathLike) -> list[VideoSource]:
             f"no videos ({', '.join(VIDEO_SUFFIXES)}) or folders of frame images "
             f"({', '.join(IMAGE_SUFFIXES)}) in {root}"
         )
-    needs_ffmpeg = sorted({s.path.suffix.lower() for s in sources if s.kind == "video" and s.path.suffix.lower() != ".gif"})
+    needs_ffmpeg = sorted({s.path.suffix.lower() for s in sources if s.kind == "video"} - {".gif"})
     if needs_ffmpeg and importlib.util.find_spec("av") is None:  # PyAV, if installed, decodes them too
         require("imageio_ffmpeg", f"reading {'/'.join(needs_ffmpeg)} videos")
     return sources

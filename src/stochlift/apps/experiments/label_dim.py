@@ -119,12 +119,12 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         ("final-frame spread / truth's", per_seed("final_std_ratio"), False),
     ], xlabel="label dimension d", xticklabels=[str(d) for d in dims])
     lines = [f"Each d trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); numbers are the mean over "
-             "seeds, wct also per seed (names: docs/glossary.md). Losses: L2 in units of the residual scale. \"logged\": the training log's last "
-             "entries (with input noise if any); \"training set\": the trained model on all its training pairs with "
+             "seeds, wct also per seed (names: docs/glossary.md). Losses: L2 in units of the residual scale. "
+             "\"logged\": the training log's last entries (with input noise if any); \"training set\": the trained model on all its training pairs with "
              "their labels; \"first step\": on the pairs x_0 -> x_1 alone, where all inputs are equal and only the "
              "label separates the targets.", "",
-             "| d | logged final loss | training-set loss | first-step loss | wct | wct per seed | wct_relative | mass_w2 | "
-             "final spread / truth |",
+             "| d | logged final loss | training-set loss | first-step loss | wct | wct per seed | wct_relative | "
+             "mass_w2 | final spread / truth |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {m['label_dim']} | {m['final_training_loss']:.4g} | {m['training_set_loss']:.4g} | "
               f"{m['first_step_loss']:.4g} | {m['wct']:.3g} | {' / '.join(f'{w:.3g}' for w in m['wct_per_seed'])} | "

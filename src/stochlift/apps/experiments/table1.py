@@ -129,7 +129,8 @@ def _findings(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         verdict = "reproduces" if all(beats.values()) else "does not reproduce"
         findings.append(
             f"{problem}: SL (S = 1) wct {sl['wct']:.3g} vs {last['model']} {last['wct']:.3g}; mass_w2 "
-            f"{sl['mass_w2']:.3g} vs {last['mass_w2']:.3g}. This run {verdict} the paper's claim SL <= ARDM (S = {last['network_calls_per_frame']}) "
+            f"{sl['mass_w2']:.3g} vs {last['mass_w2']:.3g}. This run {verdict} the paper's claim SL <= ARDM "
+            f"(S = {last['network_calls_per_frame']}) "
             f"on both metrics ({answers}). "
             f"{last['model']} takes {last['time_over_sl']:.1f}x SL's time per frame."
         )
