@@ -269,7 +269,7 @@ def generate(problem: Problem, out: Path, seed: int) -> dict[str, Any]:
     generated = time.perf_counter() - started
     command = ["stochlift", "data", "import", *arguments]
     if problem.name != "well_dummy":
-        command += ["--split", SPLIT, "--seed", str(seed)]
+        command += ["--split-fractions", SPLIT, "--seed", str(seed)]
     command += ["--name", problem.name, "--out", str(folder / "data.h5"), "--quiet"]
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "stochlift", *command[1:]], check=True)

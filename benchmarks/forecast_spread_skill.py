@@ -27,7 +27,7 @@ from stochlift.lifting.runs import load_run
 from stochlift.evaluation.forecast import forecast_scores
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SCORES = ("spread_skill_ratio", "crps", "energy_score")
+SCORES = ("spread_skill", "crps", "energy_score")
 
 
 def main() -> None:
@@ -60,7 +60,7 @@ def main() -> None:
         "rows": rows,
     }
     table = "\n".join(["| run | d | spread-skill ratio | CRPS | energy score |", "|---|---|---|---|---|"] + [
-        f"| {r['name']} | {r['label_dim']} | {r['spread_skill_ratio']:.3f} | {r['crps']:.5f} | {r['energy_score']:.4f} |"
+        f"| {r['name']} | {r['label_dim']} | {r['spread_skill']:.3f} | {r['crps']:.5f} | {r['energy_score']:.4f} |"
         for r in rows])
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)

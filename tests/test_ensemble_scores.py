@@ -242,11 +242,11 @@ def test_distribution_scores_stream_and_agree_with_direct_computation(tmp_path: 
     want_sw2 = sliced_wasserstein2(g3, r3, n_projections=32, seed=3)
     assert big.per_time["sliced_w2"][3] == pytest.approx(want_sw2, rel=1e-6)
     assert big.per_time["crps"][3] == pytest.approx(crps_fair_unpaired(g3, r3).mean(), rel=1e-6)
-    assert big.per_time["spread_skill_ratio"][3] == pytest.approx(
+    assert big.per_time["spread_skill"][3] == pytest.approx(
         spread_skill_ratio(np.broadcast_to(g3[:, None], (6, 7, 64)), r3), rel=1e-6)
     # the shared initial frame: zero distance, and no rank counts from it
     assert big.per_time["sliced_w2"][0] == pytest.approx(0.0, abs=ZERO)
-    assert big.per_time["spread_skill_ratio"][0] is None
+    assert big.per_time["spread_skill"][0] is None
     assert big.mean["crps"] == pytest.approx(np.mean(big.per_time["crps"][1:]))
     assert sum(big.rank_histogram) == 7 * 20 * 4 and len(big.rank_histogram) == 7
     assert big.rank_histogram_per_time[0].sum() == 0
@@ -284,7 +284,7 @@ def test_forecast_oracle_is_calibrated_and_streams(tmp_path: Path) -> None:
     oracle = OracleModel((1, 8, 8))
     scores = forecast_scores(oracle, truth, samples_per_trajectory=8, seed=1, batch_size=48, chunk_size=1000)
     # 30 truths x 64 points x 3 generated frames = 5760 i.i.d. cases: ratio standard error ~1%; bound 8%
-    assert scores.mean["spread_skill_ratio"] == pytest.approx(1.0, abs=0.08)
+    assert scores.mean["spread_skill"] == pytest.approx(1.0, abs=0.08)
     assert stats.chisquare(scores.rank_histogram).pvalue > 1e-3  # i.i.d. points: the chi-square is valid
     assert sum(scores.rank_histogram) == 30 * 64 * 3
     # the Gaussian limit of the CRPS: E CRPS_fair(N(0,1), y ~ N(0,1)) = 1/sqrt(pi)
@@ -309,7 +309,7 @@ def test_forecast_of_a_deterministic_model_has_zero_spread(tmp_path: Path) -> No
     model = build_model(ModelConfig(backbone="unet", window=2, label_dim=0, output="residual", residual_scale=0.5,
                                     frame_shape=[1, 8, 8], options=dict(TINY_UNET)))
     scores = forecast_scores(model, tmp_path / "truth.h5", samples_per_trajectory=3, batch_size=6, chunk_size=3)
-    assert scores.mean["spread_skill_ratio"] == pytest.approx(0.0, abs=ZERO)
+    assert scores.mean["spread_skill"] == pytest.approx(0.0, abs=ZERO)
     assert scores.per_time["spread"] == pytest.approx([0.0] * len(scores.per_time["spread"]), abs=ZERO)
     assert all(s > 0 for s in scores.per_time["skill"][1:])
     # all K members equal: the CRPS is the mean absolute error and every rank is 0 or K

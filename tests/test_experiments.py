@@ -188,7 +188,7 @@ def test_label_dim_averages_over_seeds_and_says_whether_every_high_d_beats_d0() 
 
     def row(d: int, seed: int, wct: float, loss: float) -> dict:
         return {"label_dim": d, "seed": seed, "wct": wct, "training_set_loss": loss, "first_step_loss": loss,
-                "final_training_loss": loss, "wct_relative": wct, "wim": 0.0, "final_std_ratio": 1.0}
+                "final_training_loss": loss, "wct_relative": wct, "mass_w2": 0.0, "final_std_ratio": 1.0}
 
     means = {d: _mean_over_seeds([row(d, 0, w0, loss), row(d, 1, w1, loss)])
              for d, w0, w1, loss in [(0, 0.2, 0.2, 1e-2), (16, 0.1, 0.3, 2e-3), (64, 0.1, 0.1, 1e-3)]}

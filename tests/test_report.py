@@ -102,7 +102,7 @@ def test_report_is_self_contained_with_valid_images(report_html, tiny_run):
     assert ids == list(SECTIONS)
     assert "Skipped" not in text  # a wave run has every section
     assert yaml.safe_load(tags.pre[0]) == yaml.safe_load((tiny_run / "config.yaml").read_text())
-    for score in ("distribution.crps", "distribution.spread_skill_ratio", "forecast.spread_skill_ratio", "mass_w2"):
+    for score in ("distribution.crps", "distribution.spread_skill", "forecast.spread_skill", "mass_w2"):
         assert f"<code>{score}</code>" in text
     assert report_html.stat().st_size < 2_000_000
 

@@ -315,7 +315,8 @@ def test_export_non_square_static_fields_and_split_mapping(tmp_path: Path) -> No
               "val": rng.normal(size=(2, 4, 2, NX, NY)).astype(np.float32)}
     static = {s: {"k": rng.uniform(size=(len(v), NX, NY)).astype(np.float32)} for s, v in splits.items()}
     write_trajectories(tmp_path / "g.h5", meta, splits, static)
-    with pytest.raises(StochliftError, match=r"split\(s\) \['generated'\] have no counterpart.*--split generated=test"):
+    with pytest.raises(StochliftError,
+                       match=r"split\(s\) \['generated'\] have no counterpart.*--split-map generated=test"):
         export_well(tmp_path / "g.h5", tmp_path / "out")
     assert not (tmp_path / "out").exists()  # nothing half-written
     export_well(tmp_path / "g.h5", tmp_path / "out", splits={"generated": "train"})

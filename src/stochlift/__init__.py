@@ -17,7 +17,7 @@ Layers (each imports only the ones below it; `lint-imports` checks this, see pyp
     problems    what each kind of data means (wave, flow, video, generic)  |  models: backbones
     metrics     scores on arrays and streamed files
     data        trajectory files, The Well, simulators, video import
-    config, registry, io, errors
+    config, registry, io, optional, progress, errors
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ _EXPORTS = {
     # configuration and registries
     "RunConfig": "stochlift.config", "load_config": "stochlift.config", "apply_overrides": "stochlift.config",
     "save_config": "stochlift.config", "METHODS": "stochlift.config", "CONSTRAINTS": "stochlift.config",
+    "list_presets": "stochlift.config", "show_config": "stochlift.lifting.preview",
     "StochliftError": "stochlift.errors",
     # data
     "TrajectoryFile": "stochlift.data.trajectories", "TrajectoryMeta": "stochlift.data.trajectories",
@@ -57,12 +58,13 @@ _EXPORTS = {
     # applications
     "build_report": "stochlift.apps.report", "run_demo": "stochlift.apps.demo",
     "run_experiment": "stochlift.apps.experiments", "run_bench": "stochlift.apps.bench",
-    "train_best_of": "stochlift.apps.selection",
+    "train_best_of": "stochlift.apps.selection", "GLOSSARY": "stochlift.apps.glossary",
 }
 
 __all__ = [
     "BACKBONES",
     "CONSTRAINTS",
+    "GLOSSARY",
     "METHODS",
     "PROBLEMS",
     "ArraySource",
@@ -84,6 +86,7 @@ __all__ = [
     "evaluate_files",
     "forecast_scores",
     "get_problem",
+    "list_presets",
     "load_config",
     "load_run",
     "make_flow_dataset",
@@ -97,6 +100,7 @@ __all__ = [
     "run_finished",
     "sample_to_file",
     "save_config",
+    "show_config",
     "train",
     "train_best_of",
     "train_or_resume",
@@ -120,9 +124,18 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from stochlift.apps.bench import run_bench
     from stochlift.apps.demo import run_demo
     from stochlift.apps.experiments import run_experiment
+    from stochlift.apps.glossary import GLOSSARY
     from stochlift.apps.report import build_report
     from stochlift.apps.selection import train_best_of
-    from stochlift.config import CONSTRAINTS, METHODS, RunConfig, apply_overrides, load_config, save_config
+    from stochlift.config import (
+        CONSTRAINTS,
+        METHODS,
+        RunConfig,
+        apply_overrides,
+        list_presets,
+        load_config,
+        save_config,
+    )
     from stochlift.data.datasets import make_wave_dataset
     from stochlift.data.flow_datasets import make_flow_dataset
     from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter, write_trajectories
@@ -133,6 +146,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from stochlift.lifting.generator import Generator, build_model
     from stochlift.lifting.model import LiftedModel
     from stochlift.lifting.pairs import ArraySource
+    from stochlift.lifting.preview import show_config
     from stochlift.lifting.rollout import rollout, rollout_batches, rollout_chunks, sample_to_file
     from stochlift.lifting.runs import load_run, run_finished
     from stochlift.lifting.train import TrainResult, train, train_or_resume

@@ -21,6 +21,7 @@ from stochlift.io import atomic_path
 from stochlift.registry import Registry
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+EXPERIMENT_DIR = CONFIG_DIR / "experiments"  # the experiments' settings (stochlift.apps.experiments)
 OUTPUTS = ("residual", "second_order", "direct")  # model.output: stochlift.lifting.outputs
 ANCHORED = ("residual", "second_order")  # outputs x = anchor(window) + s * R, with a residual scale s
 HISTORY_PADDINGS = ("repeat", "zeros")  # model.history_padding: frame 0 repeated, or zero frames
@@ -289,3 +290,78 @@ def config_yaml(config: RunConfig) -> str:
 def save_config(config: RunConfig, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(config_yaml(config))
+
+
+ABBREVIATIONS = ("Eq", "Eqs", "Fig", "e.g", "i.e", "cf", "vs", "etc", "approx")
+
+
+def summary_line(text: str, stops: str = ".:") -> str:
+    """The first clause of a description: up to the first of `stops` that ends a word outside brackets
+    ("Eq. (5)" and "e.g. x" go on)."""
+    text, depth = " ".join(text.split()), 0
+    for i, char in enumerate(text):
+        depth += (char in "([") - (char in ")]")
+        ends_word = i + 1 == len(text) or text[i + 1] == " "
+        if depth == 0 and char in stops and ends_word and text[:i].rpartition(" ")[2] not in ABBREVIATIONS:
+            return text[:i]
+    return text
+
+
+def preset_description(path: str | os.PathLike) -> str:
+    """The opening comment of a preset file, before its first key (command examples left out)."""
+    lines = []
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        if not line.startswith("#  "):  # "#   stochlift ..." lines are example commands
+            lines.append(line.lstrip("#").strip())
+    return " ".join(lines)
+
+
+def list_presets() -> dict[str, str]:
+    """Every preset in configs/ by name, with its one-line description."""
+    return {path.stem: summary_line(preset_description(path)) for path in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+def list_experiments() -> dict[str, tuple[list[str], str]]:
+    """Every experiment in configs/experiments/ by name: its scales and the first sentence of its description."""
+    described = {}
+    for path in sorted(EXPERIMENT_DIR.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        described[path.stem] = ([k for k in raw if k != "description"], summary_line(raw.get("description", ""), "."))
+    return described
+
+
+def config_text(config: RunConfig, notes: dict[str, str] | None = None,
+                header: list[str] | tuple[str, ...] = ()) -> str:
+    """The config as YAML that `load_config` reads back, with `notes` ({"model.residual_scale": "..."}) as
+    comments on their keys; a note on a key the config leaves out (model.options.periodic) is a comment line."""
+    notes = dict(notes or {})
+    lines: list[tuple[str, str | None]] = [(f"# {line}", None) for line in header]
+    for section, values in config.to_dict().items():
+        lines.append((f"{section}:", None))
+        lines += _yaml_lines(values, section, 1, notes)
+    width = max((len(text) for text, note in lines if note), default=0)
+    return "\n".join(f"{text:<{width}}  # {note}" if note else text for text, note in lines) + "\n"
+
+
+def _yaml_lines(values: dict[str, Any], prefix: str, depth: int, notes: dict[str, str]) -> list[tuple[str, str | None]]:
+    indent, lines = "  " * depth, []
+    for key, value in values.items():
+        path = f"{prefix}.{key}"
+        if isinstance(value, dict) and value:
+            lines.append((f"{indent}{key}:", notes.pop(path, None)))
+            lines += _yaml_lines(value, path, depth + 1, notes)
+        else:
+            lines.append((f"{indent}{key}: {_flow(value)}", notes.pop(path, None)))
+            if isinstance(value, dict):  # empty: notes on keys inside it
+                lines += _yaml_lines({}, path, depth + 1, notes)
+    for path in [p for p in notes if p.rpartition(".")[0] == prefix]:
+        lines.append((f"{indent}# {path.rpartition('.')[2]}: {notes.pop(path)}", None))
+    return lines
+
+
+def _flow(value: Any) -> str:
+    """One value as inline YAML."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=10**6, sort_keys=False).strip()
+    return text.removesuffix("...").strip()

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import errno
 import glob
 import json
@@ -27,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from stochlift.errors import StochliftError
+
+try:
+    import fcntl  # POSIX: flock, which lets the lock file name its holder
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 # what follows ".NAME." in a temporary's name: the owning process id, mkstemp's 8 random characters, the kind
 _TEMPORARY = re.compile(r"(?P<pid>\d+)\.[a-z0-9_]{8}(\.[a-z]+)?\.(tmp|old)")
@@ -175,6 +179,9 @@ def exclusive(product: str | os.PathLike, *, wait: bool = True) -> Iterator[None
         finally:
             held[key] -= 1
         return
+    if fcntl is None:
+        yield from _exclusive_portable(lock, product, wait, held, key)
+        return
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
@@ -194,6 +201,24 @@ def exclusive(product: str | os.PathLike, *, wait: bool = True) -> Iterator[None
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # releases the lock
+
+
+def _exclusive_portable(lock: Path, product: Path, wait: bool, held: dict[str, int], key: str) -> Iterator[None]:
+    """`exclusive` where there is no flock (Windows): filelock's lock, which cannot name its holder."""
+    from filelock import FileLock, Timeout
+
+    file_lock = FileLock(lock, timeout=-1 if wait else 0)
+    try:
+        file_lock.acquire()
+    except Timeout:
+        raise StochliftError(f"{product} is in use by another process; wait for it to end, or choose another "
+                             "output") from None
+    held[key] = 1
+    try:
+        yield
+    finally:
+        del held[key]
+        file_lock.release()
 
 
 # ------------------------------------------------------------------------------- sizes, before allocating

@@ -348,7 +348,7 @@ def run_bench(
     if wanted == "auto":
         wanted = largest_batch(engine._probe) if device.type == "cuda" else (spec.cpu_batch if spec else 32)
     if not isinstance(wanted, int) or wanted < 1:
-        raise StochliftError(f"--batch must be a positive integer or auto, got {wanted!r}")
+        raise StochliftError(f"--batch-size must be a positive integer or auto, got {wanted!r}")
     b = wanted
     if device.type == "cpu":
         require_memory(_activation_bytes(cfg, max(b, train_batch or 1)),

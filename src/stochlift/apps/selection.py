@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from stochlift.config import RunConfig, apply_overrides, load_config
 from stochlift.errors import StochliftError
@@ -30,6 +29,7 @@ from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.runs import run_finished
 from stochlift.lifting.train import train_or_resume
 from stochlift.problems import get_problem
+from stochlift.progress import tqdm
 
 SELECTION_FILE = "selection.json"
 

@@ -40,6 +40,10 @@ class ARDM(nn.Module):
     """window [B, m, *frame] -> next frame, in S network calls; the randomness of one frame is
     `noise_shape` standard-normal numbers per sample (the start and the per-step noises)."""
 
+    # what resolve_from_data fills when the config leaves it None (shown by `stochlift config show`)
+    filled_from_data = {"frame_scale": "the std of the training frames",
+                        "clip_denoised": "the largest |value| diffused in the training data"}
+
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
         super().__init__()
         self.backbone = backbone

@@ -100,7 +100,7 @@ def import_bair(
     of the 30; valid: hold out this many of the last training videos as a valid split; verify: check the
     TFRecord CRCs (a damaged file is a clear error).
     """
-    from tqdm.auto import tqdm
+    from stochlift.progress import tqdm
 
     if camera not in CAMERAS:
         raise StochliftError(f"camera must be one of {list(CAMERAS)}, got {camera!r}")

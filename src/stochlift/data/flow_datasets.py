@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from stochlift.data.datasets import Splits, split_sizes
 from stochlift.data.flow import FlowParams, run_flow, step_plan
@@ -30,6 +29,7 @@ from stochlift.data.permeability import PermeabilityParams, log_permeability
 from stochlift.data.trajectories import TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path, require_disk, write_json
+from stochlift.progress import tqdm
 
 __all__ = ["FLOW_PRESETS", "FlowPreset", "area_resample", "make_flow_dataset", "simulate_trajectory"]
 

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from stochlift.config import _number  # the one parser of numbers in options
 from stochlift.data.import_sources import Source, load_npy, open_source
@@ -36,6 +35,7 @@ from stochlift.data.trajectories import SPATIAL_DIMS, TrajectoryMeta, Trajectory
 from stochlift.data.video import SPLIT_NAMES, split_counts
 from stochlift.data.well import split_folders
 from stochlift.errors import StochliftError
+from stochlift.progress import tqdm
 
 BLOCK_BYTES = 64 << 20  # float32 bytes of trajectories read, checked and written at once
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -112,14 +112,14 @@ def split_members(n: int, fractions: Sequence[float], seed: int) -> dict[str, np
     """Trajectory indices of each split (train, valid, test), drawn by a seeded shuffle; each sorted."""
     f = np.asarray(fractions, dtype=np.float64)
     if f.shape != (3,) or not np.isfinite(f).all() or (f < 0).any() or abs(f.sum() - 1) > 1e-6:
-        raise StochliftError(f"--split fractions must be three non-negative numbers train,valid,test that sum to 1, "
+        raise StochliftError(f"--split-fractions must be three non-negative numbers train,valid,test that sum to 1, "
                              f"got {','.join(map(str, np.atleast_1d(f).tolist()))}")
     counts = split_counts(n, f)
     empty = [s for s, share, c in zip(SPLIT_NAMES, f, counts) if share > 0 and c == 0]
     if empty:
         need = math.ceil(1 / min(share for share in f if share > 0))
-        raise StochliftError(f"{n} trajectories are too few for --split {','.join(map(str, f.tolist()))}: split "
-                             f"{empty[0]} would be empty; import at least {need} or set its fraction to 0")
+        raise StochliftError(f"{n} trajectories are too few for --split-fractions {','.join(map(str, f.tolist()))}: "
+                             f"split {empty[0]} would be empty; import at least {need} or set its fraction to 0")
     labels = np.empty(n, dtype=object)
     labels[np.random.default_rng(seed).permutation(n)] = np.repeat(np.array(SPLIT_NAMES, dtype=object), counts)
     return {s: np.flatnonzero(labels == s) for s, c in zip(SPLIT_NAMES, counts) if c}
@@ -198,7 +198,7 @@ def _plan(stack: ExitStack, src, split_files: dict, layout, array, dataset, frac
         if unknown:
             raise StochliftError(f"unknown split {unknown[0]!r}; the splits are {list(SPLIT_NAMES)}")
         if fractions is not None:
-            raise StochliftError("--split divides one source; with one file per split leave it out")
+            raise StochliftError("--split-fractions divides one source; with one file per split leave it out")
         for split, path in split_files.items():
             source = open_source(path, stack, array=array, dataset=dataset, layout=layout, split=split)
             plan.parts.append((_checked(source), {split: np.arange(source.n)}))

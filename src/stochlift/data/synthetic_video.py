@@ -37,6 +37,7 @@ from stochlift.data.trajectories import TrajectoryWriter
 from stochlift.data.video import SPLIT_NAMES, video_meta
 from stochlift.errors import StochliftError
 from stochlift.io import refuse_overwriting_inputs
+from stochlift.optional import require
 
 DIGITS_SPLITS = Splits(train=1024, valid=64, test=256)
 BALLS_SPLITS = Splits(train=1024, valid=64, test=256)
@@ -172,13 +173,8 @@ def load_digit_pools(mnist: str | os.PathLike | None = None) -> DigitPools:
         if cut < 1 or cut >= len(train):
             raise StochliftError(f"{train_file} holds {len(train)} images; need at least 2 to split train/test digits")
         return DigitPools(train[:cut], train[cut:], f"mnist:{path.resolve()}")
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise StochliftError(
-            "scikit-learn is not installed: pip install 'stochlift[video]', or pass local MNIST files (mnist=...)"
-        ) from None
-    images = load_digits().images.astype(np.float32) / 16.0
+    datasets = require("sklearn.datasets", "Stochastic Moving Digits without local MNIST files (--mnist)")
+    images = datasets.load_digits().images.astype(np.float32) / 16.0
     images = np.pad(images, ((0, 0), (1, 1), (1, 1)))  # the margin MNIST digits have
     cut = int(round(0.8 * len(images)))
     return DigitPools(images[:cut], images[cut:], "sklearn.datasets.load_digits (8x8, upscaled)")
@@ -232,7 +228,7 @@ def make_moving_digits(
 def _write_generated(out, meta, splits: dict[str, int], seed: int, progress: bool, generate) -> Path:
     """Write splits block by block; `generate(split, rng, start, n)` gives rows start.. as [n, T, C, H, W] in
     [0, 1]; `rng` is the split's own generator (seeded by seed and split)."""
-    from tqdm.auto import tqdm
+    from stochlift.progress import tqdm
 
     block = int(np.clip(_BLOCK_BYTES // (4 * meta.frames * int(np.prod(meta.frame_shape))), 1, _BLOCK))
     with TrajectoryWriter(out, meta, splits) as writer, tqdm(
@@ -402,7 +398,7 @@ def make_bouncing_balls(
         raise StochliftError(f"bad ball-scene parameter: {exc}") from None
     p.validate()
     splits = split_sizes(trajectories, BALLS_SPLITS).as_dict()
-    from tqdm.auto import tqdm
+    from stochlift.progress import tqdm
 
     # scenes first (a few kB of positions each), so their statistics can go into the file's header
     scenes: dict[str, list[BallsScene]] = {}

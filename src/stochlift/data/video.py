@@ -19,6 +19,7 @@ Splits are drawn per video (never per clip, so no video leaks from train into te
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import re
@@ -33,6 +34,7 @@ from stochlift.data.h5write import discard, open_for_writing
 from stochlift.data.trajectories import TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
 from stochlift.io import refuse_overwriting_inputs, require_memory, temporary_file
+from stochlift.optional import require
 
 VIDEO_PROBLEM = "video"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv", ".m4v")
@@ -179,6 +181,9 @@ def find_video_sources(src: str | os.PathLike) -> list[VideoSource]:
             f"no videos ({', '.join(VIDEO_SUFFIXES)}) or folders of frame images "
             f"({', '.join(IMAGE_SUFFIXES)}) in {root}"
         )
+    needs_ffmpeg = sorted({s.path.suffix.lower() for s in sources if s.kind == "video"} - {".gif"})
+    if needs_ffmpeg and importlib.util.find_spec("av") is None:  # PyAV, if installed, decodes them too
+        require("imageio_ffmpeg", f"reading {'/'.join(needs_ffmpeg)} videos")
     return sources
 
 
@@ -352,7 +357,7 @@ def import_video_folder(
         require_memory(8 * clip_length * size * size * 3, f"clips of {clip_length} frames of {size} x {size}")
     sources = find_video_sources(src)
     labels = _assign_splits(sources, split_by, split, seed)
-    from tqdm.auto import tqdm
+    from stochlift.progress import tqdm
 
     staging = _Staging(out)
     skipped: list[str] = []

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from tqdm.auto import tqdm
 
 from stochlift.errors import StochliftError
+from stochlift.progress import tqdm
 
 #: Solver precision. float64 costs 2.3-3x float32 per step; float32 stays within 4e-5 of max|u| of the
 #: float64 solution over 2016 steps, and both drift the same 3e-4 in energy (the O(dt^2) scheme error).

@@ -11,7 +11,7 @@ per-trajectory fields (e.g. the wave speed) become t0_fields with time_varying=F
 Numeric parameters go in `simulation_parameters`, as root attributes and as /scalars datasets.
 
 Our split names map to The Well's: train -> train; valid, val, validation -> valid; test -> test. Any
-other split (e.g. 'generated' in a file of samples) must be mapped explicitly (`--split generated=test`).
+other split (e.g. 'generated' in a file of samples) must be mapped explicitly (`--split-map generated=test`).
 The statistics are those of the splits exported as train (of all exported data when there is none), in
 float64: mean and standard deviation of every value, and of every frame-to-frame change (mean_delta,
 std_delta). The whole tree is written in a temporary directory and renamed into place when complete.
@@ -29,12 +29,12 @@ from typing import Any
 import h5py
 import numpy as np
 import yaml
-from tqdm.auto import tqdm
 
 from stochlift.data.h5write import writing
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_dir, refuse_overwriting_inputs
+from stochlift.progress import tqdm
 
 WELL_SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
@@ -71,13 +71,13 @@ def split_mapping(splits: list[str], given: dict[str, str] | None = None) -> dic
     given = dict(given or {})
     for ours, theirs in given.items():
         if ours not in splits:
-            raise StochliftError(f"--split {ours}={theirs}: the file has no split {ours!r}; it has {splits}")
+            raise StochliftError(f"--split-map {ours}={theirs}: the file has no split {ours!r}; it has {splits}")
         if theirs not in WELL_SPLITS:
-            raise StochliftError(f"--split {ours}={theirs}: The Well's splits are {list(WELL_SPLITS)}")
+            raise StochliftError(f"--split-map {ours}={theirs}: The Well's splits are {list(WELL_SPLITS)}")
     unknown = [s for s in splits if s not in given and s.lower() not in SPLIT_NAMES]
     if unknown:
         raise StochliftError(f"split(s) {unknown} have no counterpart among The Well's {list(WELL_SPLITS)}; "
-                             f"map them, e.g. --split {unknown[0]}=test")
+                             f"map them, e.g. --split-map {unknown[0]}=test")
     return {s: given.get(s) or SPLIT_NAMES[s.lower()] for s in splits}
 
 

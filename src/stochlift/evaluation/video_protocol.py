@@ -68,12 +68,11 @@ def run_video_protocol(
     Returns (and writes to `out`, if given) FVD when I3D weights (argument or $STOCHLIFT_I3D_WEIGHTS) or an
     `extractor` are at hand, best-of-N PSNR/SSIM and the sample spread always, and the exact protocol.
     """
-    from tqdm.auto import tqdm
-
     from stochlift.lifting.labels import stream_seed
     from stochlift.lifting.rollout import rollout_batches
     from stochlift.lifting.runs import check_run_inputs, load_run, run_files
     from stochlift.metrics.i3d import resolve_weights
+    from stochlift.progress import tqdm
 
     for name, value in (("videos", videos), ("samples", samples), ("predicted frames", predicted_frames),
                         ("batch size", batch_size)):

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
@@ -21,6 +20,7 @@ from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.pairs import initial_window
 from stochlift.lifting.runs import check_run_inputs, load_run, run_files
 from stochlift.problems import constraint_for
+from stochlift.progress import tqdm
 
 
 @torch.inference_mode()

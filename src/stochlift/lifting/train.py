@@ -4,22 +4,21 @@
 function of seed and step), perturb it, compute the loss, update, average, log, validate and checkpoint
 now and then. Its pieces live beside it: the method's training noise (lifting/generator.py), EMA and mixed
 precision (lifting/training.py), input noise and pushforward (lifting/perturbations.py), the validation
-score (lifting/validation.py). Everything that varies between steps is either in the checkpoint or a pure
-function of (seed, step), so `resume=True` continues exactly.
+score (lifting/validation.py), the run's log (lifting/run_log.py: CSV, TensorBoard, the console).
+Everything that varies between steps is either in the checkpoint or a pure function of (seed, step), so
+`resume=True` continues exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from stochlift.config import ANCHORED, METHODS, RunConfig, save_config
 from stochlift.data.trajectories import TrajectoryFile
@@ -40,6 +39,7 @@ from stochlift.lifting.generator import Generator, TrainingNoise, build_model
 from stochlift.lifting.loader import StepBatches, step_loader
 from stochlift.lifting.pairs import FileSource, FrameSource, PairSet
 from stochlift.lifting.perturbations import InputNoise, Perturbation, Pushforward
+from stochlift.lifting.run_log import RunLog
 from stochlift.lifting.runs import run_files, run_finished
 from stochlift.lifting.training import EMA, Batch, MixedPrecision, learning_rate, set_learning_rate
 from stochlift.lifting.validation import Validation
@@ -204,18 +204,19 @@ def train(
     ctx = distributed.setup(config.train.device)
     run_dir = Path(run_dir)
     with run_lock(run_dir, ctx):
-        return _train(_setup(config, run_dir, ctx, source, periodic, resume), progress, stop_after)
+        run = _setup(config, run_dir, ctx, source, periodic, resume)
+        with RunLog(run.run_dir, first_step=run.state.step, total=config.train.steps,
+                    batch_size=config.train.batch_size, enabled=ctx.is_main, progress=progress) as log:
+            return _train(run, log, stop_after)
 
 
-def _train(run: _Run, progress: bool, stop_after: int | None) -> TrainResult:
+def _train(run: _Run, log: RunLog, stop_after: int | None) -> TrainResult:
     config, t, model, state, ctx = run.config, run.config.train, run.model, run.state, run.ctx
     last = min(t.steps, stop_after) if stop_after is not None else t.steps
     batches = step_loader(run.dataset, state.step, last, workers=t.workers, pin_memory=ctx.device.type == "cuda")
-    bar = tqdm(range(state.step, last), initial=state.step, total=t.steps, desc="train",
-               disable=not (progress and ctx.is_main))
-    started, first_step, running = time.perf_counter(), state.step, state.running_loss
+    running = state.running_loss
     model.train()
-    for step, item in zip(bar, batches):
+    for step, item in zip(range(state.step, last), batches):
         batch = run.batch(step, item)
         set_learning_rate(run.optimizer, learning_rate(config, step))
         run.optimizer.zero_grad(set_to_none=True)
@@ -237,33 +238,27 @@ def _train(run: _Run, progress: bool, stop_after: int | None) -> TrainResult:
         run.ema.update(model)
         running += loss.item()
         state.step, entry = step + 1, {}
+        log.step()
         if state.step % t.log_every == 0 or state.step == t.steps:
             n = t.log_every if state.step % t.log_every == 0 else state.step % t.log_every
             entry, running = {"loss": running / n, "lr": learning_rate(config, step)}, 0.0
         if run.validation is not None and run.validation_due(state.step):
-            entry.update(run.validation.score(model, run.ema))
+            scores, generated = run.validation.evaluate(model, run.ema)
+            entry.update(scores)
+            log.rollouts(state.step, run.validation.truth, generated, run.validation.display)
         if entry:
             state.history.append({"step": state.step, **entry})
-            bar.set_postfix(_shown(entry, (state.step - first_step) * t.batch_size / (time.perf_counter() - started)))
+            log.entry(state.step, entry)
         if state.step % t.checkpoint_every == 0 or state.step == last:
             state.running_loss = running
             if ctx.is_main:
                 save_checkpoint(run.checkpoint_path, model, run.optimizer, state, run.ema.weights, run.amp.state())
             ctx.barrier()
-    bar.close()
     if ctx.is_main:
         write_json(run.run_dir / "train_log.json", {"history": state.history, "step": state.step, "steps": t.steps})
     run.ema.copy_to(model)
     model.eval()
     return TrainResult(model=model, config=config, history=state.history, run_dir=run.run_dir)
-
-
-def _shown(entry: dict[str, float], pairs_per_s: float) -> dict[str, str]:
-    """A history entry as the progress bar shows it."""
-    shown = {"loss": f"{entry['loss']:.4g}"} if "loss" in entry else {}
-    if "val_energy_score" in entry:
-        shown["val_energy"] = f"{entry['val_energy_score']:.4g}"
-    return {**shown, "pairs_per_s": f"{pairs_per_s:.0f}"}
 
 
 @dataclass

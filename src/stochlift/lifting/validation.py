@@ -11,7 +11,8 @@ nothing in training (its random streams are its own, and the weights are only re
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -33,6 +34,7 @@ class Validation:
     truth: np.ndarray
     seed: int
     constraint: nn.Module | None = None
+    display: dict[str, Any] = field(default_factory=dict)  # how its problem colours the fields (the run log's pictures)
 
     @classmethod
     def from_config(cls, config: RunConfig, source: FrameSource) -> Validation | None:
@@ -41,14 +43,16 @@ class Validation:
         n = config.train.validation_trajectories
         if n <= 0 or not isinstance(source, FileSource) or source.file.splits.get(VALIDATION_SPLIT, 0) < 2:
             return None
-        from stochlift.problems import constraint_for
+        from stochlift.problems import PROBLEMS, Problem, constraint_for, get_problem
 
         file: TrajectoryFile = source.file
         truth = file.read(VALIDATION_SPLIT, slice(0, max(2, min(n, file.splits[VALIDATION_SPLIT]))))
-        return cls(truth, config.train.seed, constraint_for(config.model.constraint, file.meta))
+        problem = get_problem(file.meta.problem) if file.meta.problem in PROBLEMS else Problem()
+        return cls(truth, config.train.seed, constraint_for(config.model.constraint, file.meta), problem.display(truth))
 
-    def score(self, model: Generator, ema: EMA | None = None) -> dict[str, float]:
-        """val_energy_score and val_spread_skill of rollouts of the model (its EMA weights when kept)."""
+    def evaluate(self, model: Generator, ema: EMA | None = None) -> tuple[dict[str, float], np.ndarray]:
+        """val_energy_score and val_spread_skill of rollouts of the model (its EMA weights when kept), and
+        those rollouts [n, T, *frame]."""
         from stochlift.lifting.rollout import rollout
 
         sampled = model
@@ -60,7 +64,7 @@ class Validation:
         model.train()
         scores = distribution_scores(generated, self.truth, rank_points=64, n_projections=32, seed=self.seed)
         return {"val_energy_score": _number(scores.mean.get("energy_score")),
-                "val_spread_skill": _number(scores.mean.get("spread_skill_ratio"))}
+                "val_spread_skill": _number(scores.mean.get("spread_skill"))}, generated
 
 
 def _number(value: float | None) -> float:

@@ -13,7 +13,7 @@ in the file's stored units):
       energy_distance  unbiased 2 E||G - R|| - E||G - G'|| - E||R - R'|| (0 in expectation iff same law)
       sliced_w2        sliced W2 between the two ensembles of whole fields (both as samples)
       spread, skill    sqrt(mean member variance), RMSE of the generated mean against each true trajectory
-      spread_skill_ratio  spread / skill * sqrt((n_g + 1) / n_g)
+      spread_skill     spread / skill * sqrt((n_g + 1) / n_g), the spread-skill ratio (1 is calibrated)
       rank histogram   rank of each true trajectory among the n_g generated members, n_g + 1 bins
     A calibrated generator (generated and true laws equal) scores ratio ~1 and a flat histogram.
 
@@ -191,9 +191,9 @@ class _DistributionScorer:
                 **{name: [float(x) for x in v[name]] for name in names},
                 "spread": [float(math.sqrt(x)) for x in v["variance"]],
                 "skill": [float(math.sqrt(x)) for x in v["squared_error"]],
-                "spread_skill_ratio": ratio,
+                "spread_skill": ratio,
             },
-            mean={**{name: _time_mean(v[name], k) for name in names}, "spread_skill_ratio": mean_ratio},
+            mean={**{name: _time_mean(v[name], k) for name in names}, "spread_skill": mean_ratio},
             rank_histogram=self.ranks[k:].sum(axis=0).tolist(),
             rank_points=len(self.columns),
             options={"seed": self.seed, "n_projections": self.n_projections},

@@ -11,6 +11,8 @@ and which frame ranks it takes. Register one with one line:
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +26,7 @@ from stochlift.models.unet1d import UNet1d
 from stochlift.registry import Registry
 
 FrameCheck = Callable[[tuple[int, ...], dict[str, Any], int], None]
+SET_BY_THE_RUN = ("in_channels", "out_channels", "label_dim")  # a backbone's arguments that are not options
 FRAME_NAMES = {1: "[D]", 2: "[C, X]", 3: "[C, H, W]"}  # frames by rank: vectors, 1-D fields, 2-D fields
 
 
@@ -45,7 +48,26 @@ class BackboneSpec:
     label_planes: bool = False
     check: FrameCheck | None = None
 
+    def check_options(self, name: str, options: dict[str, Any]) -> None:
+        """model.options against the constructor's signature: an unknown name is a user error with a "did you
+        mean", instead of a TypeError from deep inside the build."""
+        parameters = inspect.signature(self.cls).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return  # takes any keyword
+        known = [p for p, parameter in parameters.items()
+                 if p not in SET_BY_THE_RUN and parameter.kind is not inspect.Parameter.VAR_POSITIONAL]
+        for option in options:
+            if option in SET_BY_THE_RUN:
+                raise StochliftError(f"model.options.{option} is set by the run (from the data and model.label_dim); "
+                                     f"leave it out of model.options")
+            if option not in known:
+                close = difflib.get_close_matches(option, known, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise StochliftError(f"unknown option model.options.{option} for backbone {name!r}; {hint}"
+                                     f"its options: {', '.join(known)}")
+
     def check_frame(self, name: str, frame_shape: tuple[int, ...], options: dict[str, Any], label_dim: int) -> None:
+        self.check_options(name, options)
         if len(frame_shape) not in self.frame_ranks:
             wanted = " or ".join(FRAME_NAMES.get(rank, f"rank-{rank}") for rank in self.frame_ranks)
             raise StochliftError(f"the {name} backbone needs {wanted} frames, got frames of shape {tuple(frame_shape)}; "
@@ -70,6 +92,7 @@ def backbone_for(rank: int) -> str:
 def build_backbone(name: str, *, in_channels: int, out_channels: int, label_dim: int, **options: Any) -> nn.Module:
     """Instantiate a registered backbone; unknown names and options are user errors."""
     spec = BACKBONES.get(name)
+    spec.check_options(name, options)
     try:
         return spec.cls(in_channels=in_channels, out_channels=out_channels, label_dim=label_dim, **options)
     except (TypeError, ValueError) as exc:

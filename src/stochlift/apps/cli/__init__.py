@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import importlib.metadata
-import json
+import logging
 import os
 import signal
 import sys
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from stochlift.apps.cli.data import LazyChoice, data, positive
+from stochlift.apps.cli.configs import config_group
+from stochlift.apps.cli.data import LazyChoice, Renamed, data, positive
 from stochlift.config import CONSTRAINTS
 from stochlift.errors import StochliftError
 
@@ -41,6 +42,7 @@ def cli() -> None:
 
 
 cli.add_command(data)
+cli.add_command(config_group)
 
 
 def _problem_names() -> list[str]:
@@ -67,7 +69,7 @@ def _demo_names() -> list[str]:
               help="Train K seeds (train.seed .. + K - 1) side by side into OUT/seed<S> and keep the one whose "
                    "samples score best against the validation split (OUT/selection.json; wave and flow data). "
                    "Re-running continues unfinished seeds.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar or progress messages (errors only).")
 @click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
 def train(data_path: str | None, out: str, config_name: str | None, resume: bool, best_of: int, quiet: bool,
           overrides: tuple[str, ...]) -> None:
@@ -79,6 +81,7 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
     `torchrun --nproc_per_node 4 -m stochlift train ...` (data parallel, same result as one process).
     """
     from stochlift.config import apply_overrides, load_config
+    from stochlift.lifting.run_log import where_to_look
     from stochlift.lifting.train import train as train_run
 
     if resume and config_name is None and (Path(out) / "config.yaml").is_file():
@@ -94,12 +97,14 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
         for seed, scores in selection.scores.items():
             shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
             click.echo(f"seed {seed}: {shown} ({selection.split} split)")
-        click.echo(f"kept {selection.chosen}: sample with `stochlift sample --run {selection.chosen} ...`")
+        click.echo(f"kept {selection.chosen}")
+        click.echo("\n".join(where_to_look(selection.chosen, logdir=out)))
         return
     result = train_run(config, out, resume=resume, progress=not quiet)
-    last = result.history[-1]["loss"] if result.history else float("nan")
+    last = result.history[-1].get("loss", float("nan")) if result.history else float("nan")
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
         click.echo(f"trained {out} (final loss {last:.4g})")
+        click.echo("\n".join(where_to_look(out)))
 
 
 @cli.command()
@@ -112,7 +117,9 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
                    "(default: the run's data, test split).")
 @click.option("--initial-split", help="Split of --initial to take initial frames from.")
 @click.option("--initial-frames", type=int, default=1, show_default=True, callback=positive,
-              help="Given frames per trajectory; a shorter history than the window repeats frame 0.")
+              help="Given frames per trajectory. A history shorter than the model's window is padded in front as "
+                   "the run was trained (its model.history_padding): repeat copies frame 0, zeros puts zero "
+                   "frames (wave-quick; `stochlift config show PRESET` tells a preset's).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--batch-size", type=int, default=256, show_default=True, callback=positive)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -124,7 +131,7 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 @click.option("--constraint", type=click.Choice(["none", *CONSTRAINTS.names()]),
               help="Project each generated frame onto physics the data obey exactly (water_balance: Flow's "
                    "wells); default: the run's model.constraint.")
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar or progress messages (errors only).")
 def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initial: str | None,
            initial_split: str | None, initial_frames: int, seed: int, batch_size: int, device: str,
            autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool, constraint: str | None,
@@ -179,6 +186,7 @@ def evaluate(reference: str, generated: str, out: str | None, reference_split: s
     |x| and the power-spectrum error per time, each also as a ratio to its floor (the same score between
     two halves of the true ensemble: 1 is as good as the truth itself), plus your --qoi quantities.
     """
+    from stochlift.apps.glossary import metrics_table
     from stochlift.evaluation.evaluate import evaluate_files
 
     video = {"i3d_weights": i3d_weights, "clip_frames": clip_frames, "context_in_fvd": context_in_fvd,
@@ -186,11 +194,15 @@ def evaluate(reference: str, generated: str, out: str | None, reference_split: s
     from stochlift.metrics.qoi import load_qois
 
     report, _ = evaluate_files(reference, generated, out, reference_split=reference_split,
-                               generated_split=generated_split, options=video, qoi=load_qois(list(qoi)) if qoi else None,
-                               problem=as_problem)
-    click.echo(json.dumps({k: v for k, v in report.items() if not isinstance(v, (list, dict))}, indent=2))
+                               generated_split=generated_split, options=video,
+                               qoi=load_qois(list(qoi)) if qoi else None, problem=as_problem)
+    click.echo(f"{report['problem']}: {report['generated']} ({report['generated_split']}) against "
+               f"{report['reference']} ({report['reference_split']})")
+    click.echo(metrics_table(report))
     for note in report.get("notes", []):
         click.echo(f"note: {note}", err=True)
+    click.echo(f"wrote {out} (every number at full precision; names: docs/glossary.md)" if out else
+               "names: docs/glossary.md; --out FILE keeps every number at full precision")
 
 
 @cli.command("fvd-weights")
@@ -216,7 +228,8 @@ def fvd_weights(src: str, out: str) -> None:
 @click.option("--test", "test_file", required=True, type=click.Path(dir_okay=False),
               help="Video trajectory file holding the test videos (e.g. from `stochlift data bair`).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="metrics JSON to write.")
-@click.option("--split", help="Split of --test (default: test).")
+@click.option("--test-split", "--split", "split", cls=Renamed, old=["--split"],
+              help="Split of --test (default: test).")
 @click.option("--i3d-weights", type=click.Path(dir_okay=False), envvar="STOCHLIFT_I3D_WEIGHTS",
               help="I3D weights from `stochlift fvd-weights`; without them no FVD (env STOCHLIFT_I3D_WEIGHTS).")
 @click.option("--videos", type=int, default=256, show_default=True, callback=positive, help="Test videos used.")
@@ -229,7 +242,7 @@ def fvd_weights(src: str, out: str) -> None:
 @click.option("--batch-size", type=int, default=100, show_default=True, callback=positive,
               help="Rollout batch size (with the seed, it fixes the samples).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--quiet", is_flag=True, help="No progress bar or progress messages (errors only).")
 def video_eval(run_dir: str, test_file: str, out: str, split: str | None, i3d_weights: str | None, videos: int,
                samples: int, context_frames: int, predicted_frames: int, context_in_fvd: bool, seed: int,
                batch_size: int, device: str, quiet: bool) -> None:
@@ -237,16 +250,17 @@ def video_eval(run_dir: str, test_file: str, out: str, split: str | None, i3d_we
 
     Defaults are the standard BAIR protocol (256 test videos, 100 samples, 1 context frame -> 15 predicted).
     """
+    from stochlift.apps.glossary import metrics_table
     from stochlift.evaluation.video_protocol import run_video_protocol
 
     result = run_video_protocol(run_dir, test_file, out, split=split, i3d_weights=i3d_weights, videos=videos,
                                 samples=samples, context_frames=context_frames, predicted_frames=predicted_frames,
                                 context_in_fvd=context_in_fvd, seed=seed, batch_size=batch_size, device=device,
                                 progress=not quiet)
-    click.echo(json.dumps({k: v for k, v in result.items() if not isinstance(v, (list, dict))}, indent=2))
+    click.echo(metrics_table(result))
     for note in result["notes"]:
         click.echo(f"note: {note}", err=True)
-    click.echo(f"wrote {out}")
+    click.echo(f"wrote {out} (every number at full precision)")
 
 
 @cli.command()
@@ -295,7 +309,8 @@ def report(run_dir: str, out: str, reference: str | None, generated: str | None,
 def demo(out: str, problem: str, seed: int, best_of: int | None, quiet: bool, overrides: tuple[str, ...]) -> None:
     """Data, training, sampling, evaluation, pictures and an HTML report in one go, on the quick preset.
 
-    About 8 minutes (wave), 12 (flow: two seeds side by side) or 8 (digits) on 2 CPU cores. digits and balls write
+    About 9 minutes (wave), 11 (flow: two seeds side by side) or 8 (digits) on 2 CPU cores, as measured in
+    docs/demos.md (a first `bash scripts/demo.sh` adds about a minute to install). digits and balls write
     video pictures and pixel statistics instead of the HTML report. Re-running continues an interrupted demo:
     finished stages are reused. Overrides change the training config, e.g. `train.steps=500` for a faster,
     rougher demo.
@@ -313,11 +328,13 @@ def demo(out: str, problem: str, seed: int, best_of: int | None, quiet: bool, ov
                    "[default: cpu-quick unless --config is given]")
 @click.option("--config", "config_name", help="Config preset or YAML file whose model section to time.")
 @click.option("--shape", help="Frame shape C,H,W (with --config; presets bring their own).")
-@click.option("--batch", help="Rollout batch, or 'auto' (largest that fits on a GPU).")
+@click.option("--batch-size", "--batch", "batch", cls=Renamed, old=["--batch"],
+              help="Rollout batch size, or 'auto' (the largest that fits on a GPU).")
 @click.option("--frames", type=int, callback=positive, help="Frames generated per video.")
 @click.option("--ardm-steps", type=int, default=40, show_default=True, callback=positive,
               help="S: backbone calls per frame of the ARDM comparison.")
-@click.option("--train-batch", type=int, callback=positive, help="Batch of the training-speed measurement.")
+@click.option("--train-batch-size", "--train-batch", "train_batch", cls=Renamed, old=["--train-batch"], type=int,
+              callback=positive, help="Batch size of the training-speed measurement.")
 @click.option("--train-steps", type=click.IntRange(min=0), default=5, show_default=True,
               help="Training steps timed; 0 skips the training measurement.")
 @click.option("--repeats", type=int, default=3, show_default=True, callback=positive,
@@ -354,7 +371,7 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
     parsed_batch: int | str | None = batch
     if batch is not None and batch != "auto":
         if not batch.isdigit() or int(batch) < 1:
-            raise click.BadParameter(f"must be a positive integer or 'auto', got {batch!r}", param_hint="--batch")
+            raise click.BadParameter(f"must be a positive integer or 'auto', got {batch!r}", param_hint="--batch-size")
         parsed_batch = int(batch)
     parsed_shape = None
     if shape is not None:
@@ -388,9 +405,9 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
 def experiment(name: str, scale: str, out: str, quiet: bool, jobs: int) -> None:
     """Regenerate one piece of the paper's evidence and write a results folder (results.md, results.json, figures).
 
-    NAME is one of: table1 (SL vs ARDM with S = 2..40 on Wave and Flow: WCT, WIM, seconds per frame),
+    NAME is one of: table1 (SL vs ARDM with S = 2..40 on Wave and Flow: wct, mass_w2, seconds per frame),
     figure3 (rollouts and crossing-time histograms of those models), label_dim (d = 0..256: final training
-    loss and WCT), no_conditioning (jumping from x_0 straight to the last frame), nearest_neighbour
+    loss and wct), no_conditioning (jumping from x_0 straight to the last frame), nearest_neighbour
     (Appendix C: are samples new or memorised?), lipschitz (the minimal Lipschitz constant of Eq. 5 against d).
     Settings live in configs/experiments/NAME.yaml. Models, samples and timings are shared between
     experiments and reused, and training resumes, so a killed experiment continues where it stopped.
@@ -419,10 +436,22 @@ def _os_error_line(error: OSError) -> str:
     return " ".join(str(error).split())  # HDF5's messages span lines
 
 
+def _log_to_stderr() -> None:
+    """stochlift's log messages (the `logging` module, logger "stochlift") as plain lines on stderr."""
+    logger = logging.getLogger("stochlift")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main() -> None:
     """Entry point: user mistakes print one line and exit 2; Ctrl-C exits 130, SIGTERM 143 (temporary files
     removed either way)."""
     signal.signal(signal.SIGTERM, _terminate)
+    _log_to_stderr()
     try:
         cli.main(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns KeyboardInterrupt into Abort

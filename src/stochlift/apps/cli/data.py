@@ -3,7 +3,9 @@ stochlift.data)."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import click
 
@@ -25,6 +27,27 @@ class LazyChoice(click.Choice):
     @property
     def case_sensitive(self) -> bool:  # type: ignore[override]
         return True
+
+
+class Renamed(click.Option):
+    """An option whose earlier spellings (`old`) still work but are left out of --help and error messages."""
+
+    def __init__(self, *args: Any, old: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.old = tuple(old)
+
+    def _shown(self) -> list[str]:
+        return [name for name in self.opts if name not in self.old]
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        opts, self.opts = self.opts, self._shown()
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = opts
+
+    def get_error_hint(self, ctx: click.Context | None) -> str:
+        return " / ".join(f"'{name}'" for name in self._shown())
 
 
 def positive(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
@@ -113,8 +136,9 @@ def _floats(count: int):
 @click.option("--clips", type=click.Choice(["all", "first"]), default="all", show_default=True,
               help="all: consecutive non-overlapping clips of each video; first: one clip per video.")
 @click.option("--channels", type=click.Choice(["rgb", "gray"]), default="rgb", show_default=True)
-@click.option("--split", callback=_floats(3), metavar="TRAIN,VALID,TEST",
-              help="Fractions of the videos per split.  [default: 0.8,0.1,0.1]")
+@click.option("--split-fractions", "--split", "split", cls=Renamed, old=["--split"], callback=_floats(3),
+              metavar="TRAIN,VALID,TEST", help="Shares of the videos per split (normalised to sum 1, so counts work "
+                                               "too).  [default: 0.8,0.1,0.1]")
 @click.option("--split-by", type=click.Choice(["random", "folder"]),
               help="random: videos drawn with --seed; folder: top folders named train/val/test.  [default: random]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random split.")
@@ -162,7 +186,8 @@ def _names(text: str | None) -> list[str] | None:
                    "The Well's files name their own.")
 @click.option("--array", help=".npz: the array to import (needed when the archive holds several).")
 @click.option("--dataset", metavar="PATH/IN/FILE", help="HDF5: the dataset to import (needed when there are several).")
-@click.option("--split", callback=_floats(3), metavar="TRAIN,VALID,TEST",
+@click.option("--split-fractions", "--split", "split", cls=Renamed, old=["--split"], callback=_floats(3),
+              metavar="TRAIN,VALID,TEST",
               help="Fractions of SRC's trajectories per split (summing to 1), drawn by a shuffle with --seed.  "
                    "[default: 0.8,0.1,0.1; a Well data set root keeps its own splits]")
 @click.option("--train", "train_file", type=click.Path(), help="A file to import as the train split (instead of SRC).")
@@ -215,7 +240,7 @@ def data_bair(src: str, out: str, camera: str, frames: int, valid: int, no_verif
     click.echo(f"wrote {path}")
 
 
-@data.command("moving-digits")
+@data.command("digits")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HDF5 file to write.")
 @click.option("--trajectories", type=int, callback=positive,
               help="Total videos, split like the default 1024/64/256 (train/valid/test).")
@@ -232,12 +257,18 @@ def data_bair(src: str, out: str, camera: str, frames: int, valid: int, no_verif
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def data_moving_digits(out: str, trajectories: int | None, frames: int, size: int, digit_size: int | None,
                        digits: int, max_speed: int, mnist: str | None, seed: int, quiet: bool) -> None:
-    """Stochastic Moving Digits: the Stochastic Moving MNIST rules, offline (gray, uint8)."""
+    """Stochastic Moving Digits: the Stochastic Moving MNIST rules, offline (gray, uint8); the data of
+    `stochlift demo --problem digits` and configs/digits-quick.yaml."""
     from stochlift.data.synthetic_video import make_moving_digits
 
     path = make_moving_digits(out, trajectories=trajectories, frames=frames, size=size, digit_size=digit_size,
                               digits=digits, max_speed=max_speed, seed=seed, mnist=mnist, progress=not quiet)
     click.echo(f"wrote {path}")
+
+
+_old_digits = copy.copy(data.commands["digits"])  # its name before the demo and the preset's: digits
+_old_digits.hidden = True
+data.add_command(_old_digits, "moving-digits")
 
 
 @data.command("balls")
@@ -269,7 +300,7 @@ def data_balls(out: str, trajectories: int | None, frames: int, size: int, max_b
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Data set folder to create: OUT/data/{train,valid,test}/NAME.hdf5 and OUT/stats.yaml.")
-@click.option("--split", "split_map", multiple=True, metavar="OURS=WELL",
+@click.option("--split-map", "--split", "split_map", cls=Renamed, old=["--split"], multiple=True, metavar="OURS=WELL",
               help="Map a split of SRC to The Well's train/valid/test (repeatable), e.g. generated=test. "
                    "train, valid/val/validation and test map by name.")
 @click.option("--name", help="File name stem [default: the data set's name].")
@@ -289,7 +320,8 @@ def data_export_well(src: str, out: str, split_map: tuple[str, ...], name: str |
     for item in split_map:
         ours, sep, theirs = item.partition("=")
         if not sep or not ours or not theirs:
-            raise click.BadParameter(f"expected OURS=WELL, e.g. generated=test, got {item!r}", param_hint="--split")
+            raise click.BadParameter(f"expected OURS=WELL, e.g. generated=test, got {item!r}",
+                                     param_hint="--split-map")
         mapping[ours] = theirs
     path = export_well(src, out, splits=mapping, name=name, overwrite=overwrite, progress=not quiet)
     click.echo(f"wrote {path}")

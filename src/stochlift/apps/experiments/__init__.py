@@ -20,13 +20,10 @@ from typing import Any
 
 import yaml
 
-from stochlift.config import CONFIG_DIR
+from stochlift.config import EXPERIMENT_DIR
 from stochlift.errors import StochliftError
 from stochlift.apps.experiments.workspace import Workspace
 from stochlift.io import atomic_path, write_json
-
-EXPERIMENT_DIR = CONFIG_DIR / "experiments"
-
 
 @dataclass
 class ExperimentResult:

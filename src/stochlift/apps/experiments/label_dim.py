@@ -88,7 +88,7 @@ def planned_runs(ws: Workspace, settings: dict[str, Any]) -> list[PlannedRun]:
 
 
 def _seeds(settings: dict[str, Any]) -> list[int]:
-    """Training seeds (labels, weights, batches) per d: a small model's WCT moves with the seed."""
+    """Training seeds (labels, weights, batches) per d: a small model's wct moves with the seed."""
     return list(settings.get("seeds", [0]))
 
 
@@ -104,7 +104,7 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         fitted = training_set_loss(run_dir)
         rows.append({"label_dim": d, "seed": seed, "final_training_loss": final_loss(run_dir),
                      "training_set_loss": fitted["all_pairs"], "first_step_loss": fitted["first_step"],
-                     "wct": report["wct"], "wct_relative": report["wct_relative"], "wim": report["mass_w2"],
+                     "wct": report["wct"], "wct_relative": report["wct_relative"], "mass_w2": report["mass_w2"],
                      "final_std_ratio": report.get("final_std_ratio") or 0.0, "run": str(run_dir)})
     means = [_mean_over_seeds([r for r in rows if r["label_dim"] == d]) for d in dims]
     interpolant = interpolant_first_step(data, dims)
@@ -115,20 +115,20 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
     save_xy_panels(folder / "label_dim.png", range(len(dims)), [
         ("loss on the training pairs (L2, residual units)", per_seed("training_set_loss"), True),
         ("... on the first-step pairs x_0 -> x_1", per_seed("first_step_loss"), True),
-        ("WCT (lower is better)", per_seed("wct"), False),
+        ("wct (lower is better)", per_seed("wct"), False),
         ("final-frame spread / truth's", per_seed("final_std_ratio"), False),
     ], xlabel="label dimension d", xticklabels=[str(d) for d in dims])
     lines = [f"Each d trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); numbers are the mean over "
-             "seeds, WCT also per seed. Losses: L2 in units of the residual scale. \"logged\": the training log's last "
-             "entries (with input noise if any); \"training set\": the trained model on all its training pairs with "
+             "seeds, wct also per seed (names: docs/glossary.md). Losses: L2 in units of the residual scale. "
+             "\"logged\": the training log's last entries (with input noise if any); \"training set\": the trained model on all its training pairs with "
              "their labels; \"first step\": on the pairs x_0 -> x_1 alone, where all inputs are equal and only the "
              "label separates the targets.", "",
-             "| d | logged final loss | training-set loss | first-step loss | WCT | WCT per seed | WCT/std | WIM | "
-             "final spread / truth |",
+             "| d | logged final loss | training-set loss | first-step loss | wct | wct per seed | wct_relative | "
+             "mass_w2 | final spread / truth |",
              "|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {m['label_dim']} | {m['final_training_loss']:.4g} | {m['training_set_loss']:.4g} | "
               f"{m['first_step_loss']:.4g} | {m['wct']:.3g} | {' / '.join(f'{w:.3g}' for w in m['wct_per_seed'])} | "
-              f"{m['wct_relative']:.2f} | {m['wim']:.3g} | {m['final_std_ratio']:.2f} |" for m in means]
+              f"{m['wct_relative']:.2f} | {m['mass_w2']:.3g} | {m['final_std_ratio']:.2f} |" for m in means]
     lines += ["", "Appendix B's explicit interpolant, first frame from the shared initial condition (no network):", "",
               "| d | interpolates (d >= M) | max error on training labels | spread / truth | W2 of mass |",
               "|---|---|---|---|---|"]
@@ -140,7 +140,7 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
 
 
 def _mean_over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ["final_training_loss", "training_set_loss", "first_step_loss", "wct", "wct_relative", "wim",
+    keys = ["final_training_loss", "training_set_loss", "first_step_loss", "wct", "wct_relative", "mass_w2",
             "final_std_ratio"]
     return {"label_dim": rows[0]["label_dim"], "seeds": [r["seed"] for r in rows],
             "wct_per_seed": [r["wct"] for r in rows], **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
@@ -159,5 +159,5 @@ def _findings(by_d: dict[int, dict[str, Any]]) -> list[str]:
         worst = max(m["wct"] for m in high)
         verdict = (f"every one better than d = 0, the worst by {by_d[0]['wct'] / worst:.2f}x" if worst < by_d[0]["wct"]
                    else "not every one better than d = 0")
-        findings.append(f"WCT (mean over seeds) at d = 0: {by_d[0]['wct']:.3g}; at d >= 16: {listed}: {verdict}.")
+        findings.append(f"wct (mean over seeds) at d = 0: {by_d[0]['wct']:.3g}; at d >= 16: {listed}: {verdict}.")
     return findings

@@ -2,7 +2,8 @@
 
 Every model has the same backbone family, data, training steps and batch; each generates the same number
 of trajectories from the shared initial condition, scored against the held-out test trajectories by the
-Wasserstein-2 distances of the crossing time (WCT) and of the integrated mass (WIM, our mass_w2).
+Wasserstein-2 distances of the crossing time (`wct`, the paper's WCT) and of the integrated mass (`mass_w2`,
+the paper's WIM); names: docs/glossary.md.
 Seconds per frame are measured on this machine at one batch size for every model.
 """
 
@@ -22,7 +23,7 @@ from stochlift.apps.plots.experiments import (
     save_table1_plot,
 )
 
-# the paper's Table 1 (512 samples, its own data sizes and normalisation): WCT and WIM per model
+# the paper's Table 1 (512 samples, its own data sizes and normalisation): its WCT and WIM (our wct, mass_w2)
 PAPER_TABLE1 = {
     "wave": {2: (2.49e-2, 9.11e-5), 5: (2.13e-2, 1.04e-4), 10: (1.04e-2, 6.00e-5), 20: (7.28e-3, 1.06e-4),
              40: (1.11e-2, 9.85e-5), "SL": (4.53e-3, 2.06e-5)},
@@ -73,8 +74,8 @@ def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[d
             speed = ws.seconds_per_frame(problem, run, timing.get("batch", 64), timing.get("frames", 2))
             rows.append({
                 "model": label, "network_calls_per_frame": calls, "run": str(run), "samples": str(samples),
-                "wct": report["wct"], "wct_relative": report["wct_relative"], "wim": report["mass_w2"],
-                "wim_relative": report["mass_w2_relative"], "final_std_ratio": report.get("final_std_ratio"),
+                "wct": report["wct"], "wct_relative": report["wct_relative"], "mass_w2": report["mass_w2"],
+                "mass_w2_relative": report["mass_w2_relative"], "final_std_ratio": report.get("final_std_ratio"),
                 "seconds_per_frame": speed["seconds_per_frame"], "timing_batch": speed["batch"],
                 "tau_generated": metrics.tau_generated.tolist(), "tau_reference": metrics.tau_reference.tolist(),
             })
@@ -87,11 +88,13 @@ def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[d
 
 def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> str:
     lines = [
-        f"WCT and WIM: Wasserstein-2 distances of crossing time and integrated mass, {trajectories} generated vs "
-        "the held-out test trajectories (lower is better); \"/std\": divided by the truth's spread. "
-        "Paper: the paper's Table 1 (its 512 samples, full-size data), for the ranking, not the absolute values.",
+        f"wct and mass_w2 (the paper's WCT and WIM): Wasserstein-2 distances of crossing time and integrated mass, "
+        f"{trajectories} generated vs the held-out test trajectories (lower is better); _relative: divided by the "
+        "truth's spread (docs/glossary.md). Paper: the paper's Table 1 (its 512 samples, full-size data), for the "
+        "ranking, not the absolute values.",
         "",
-        "| problem | model | calls/frame | WCT | WCT/std | WIM | WIM/std | s/frame | time / SL | paper WCT | paper WIM |",
+        "| problem | model | calls/frame | wct | wct_relative | mass_w2 | mass_w2_relative | s/frame | time / SL | "
+        "paper WCT | paper WIM |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for problem, rows in results.items():
@@ -99,7 +102,7 @@ def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> st
             key = "SL" if r["model"] == "SL" else r["network_calls_per_frame"]
             paper = PAPER_TABLE1.get(problem, {}).get(key, (None, None))
             cells = [problem, r["model"], str(r["network_calls_per_frame"]), _e(r["wct"]), _f(r["wct_relative"]),
-                     _e(r["wim"]), _f(r["wim_relative"]), _e(r["seconds_per_frame"]), f"{r['time_over_sl']:.1f}x",
+                     _e(r["mass_w2"]), _f(r["mass_w2_relative"]), _e(r["seconds_per_frame"]), f"{r['time_over_sl']:.1f}x",
                      _e(paper[0]), _e(paper[1])]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -121,17 +124,18 @@ def _findings(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         last = max(ardm, key=lambda r: r["network_calls_per_frame"]) if ardm else None
         if last is None:
             continue
-        beats = {m: sl[m] <= last[m] for m in ("wct", "wim")}
+        beats = {m: sl[m] <= last[m] for m in ("wct", "mass_w2")}
         answers = ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in beats.items())
         verdict = "reproduces" if all(beats.values()) else "does not reproduce"
         findings.append(
-            f"{problem}: SL (S = 1) WCT {sl['wct']:.3g} vs {last['model']} {last['wct']:.3g}; WIM {sl['wim']:.3g} vs "
-            f"{last['wim']:.3g}. This run {verdict} the paper's claim SL <= ARDM (S = {last['network_calls_per_frame']}) "
+            f"{problem}: SL (S = 1) wct {sl['wct']:.3g} vs {last['model']} {last['wct']:.3g}; mass_w2 "
+            f"{sl['mass_w2']:.3g} vs {last['mass_w2']:.3g}. This run {verdict} the paper's claim SL <= ARDM "
+            f"(S = {last['network_calls_per_frame']}) "
             f"on both metrics ({answers}). "
             f"{last['model']} takes {last['time_over_sl']:.1f}x SL's time per frame."
         )
         best = min(ardm, key=lambda r: r["wct"])
-        findings.append(f"{problem}: the best ARDM on WCT is {best['model']} ({best['wct']:.3g}).")
+        findings.append(f"{problem}: the best ARDM on wct is {best['model']} ({best['wct']:.3g}).")
     return findings
 
 
@@ -164,7 +168,7 @@ def run_figure3(ws: Workspace, settings: dict[str, Any], folder: Path) -> Experi
                                          "tau_std": float(np.std(r["tau_generated"]))} for r in picked}
         numbers[problem]["truth"] = {"tau_mean": float(np.mean(rows[0]["tau_reference"])),
                                      "tau_std": float(np.std(rows[0]["tau_reference"]))}
-    lines = ["| problem | model | WCT | mean crossing time | std |", "|---|---|---|---|---|"]
+    lines = ["| problem | model | wct | mean crossing time | std |", "|---|---|---|---|---|"]
     for problem, by_model in numbers.items():
         for model, v in by_model.items():
             lines.append(f"| {problem} | {model} | {_e(v.get('wct'))} | {v['tau_mean']:.3f} | {v['tau_std']:.3f} |")

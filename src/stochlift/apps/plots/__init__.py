@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
+from stochlift.optional import require
 
 __all__ = [
     "save_crossing_time_plot",
@@ -214,12 +215,7 @@ def _animation_writer(path: PathLike) -> Callable[[Path, Iterable[np.ndarray], f
     if suffix == ".gif":
         return _write_gif
     if suffix == ".mp4":
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError:
-            raise StochliftError(
-                f"cannot write {path}: MP4 needs the imageio-ffmpeg package; install it or use a .gif path"
-            ) from None
+        require("imageio_ffmpeg", f"writing {path} (MP4; a .gif path needs nothing more)")
         return _write_mp4
     raise StochliftError(f"animation path must end with .gif or .mp4, got {path}")
 
@@ -283,9 +279,9 @@ def save_crossing_time_plot(
     ax.legend()
     if metrics:
         ax.set_title(
-            f"WCT = {_format_score(metrics, 'wct')}, WCT/std = {_format_score(metrics, 'wct_relative')}, "
-            f"mass W2 = {_format_score(metrics, 'mass_w2')}, "
-            f"mass W2/std = {_format_score(metrics, 'mass_w2_relative')}",
+            f"wct = {_format_score(metrics, 'wct')}, wct_relative = {_format_score(metrics, 'wct_relative')}, "
+            f"mass_w2 = {_format_score(metrics, 'mass_w2')}, "
+            f"mass_w2_relative = {_format_score(metrics, 'mass_w2_relative')}",
             fontsize=9,
         )
     _save_png(fig, path)

@@ -49,14 +49,14 @@ def save_rollout_rows(path: PathLike, problem: str, rows: Sequence[tuple[str, np
 
 def save_crossing_histograms(path: PathLike, tau_reference: np.ndarray,
                              generated: Sequence[tuple[str, np.ndarray, float]], bins: int = 20) -> None:
-    """One panel per model: its crossing-time histogram over the truth's, WCT in the title."""
+    """One panel per model: its crossing-time histogram over the truth's, wct in the title."""
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig = _new_figure(2.6 * len(generated), 2.6)
     axes = np.atleast_1d(fig.subplots(1, len(generated), sharey=True))
     for ax, (label, tau, wct) in zip(axes, generated):
         ax.hist(tau_reference, bins=edges, density=True, alpha=0.5, label="truth")
         ax.hist(tau, bins=edges, density=True, alpha=0.5, label=label)
-        ax.set_title(f"{label}: WCT {wct:.3g}", fontsize=9)
+        ax.set_title(f"{label}: wct {wct:.3g}", fontsize=9)
         ax.set_xlabel("crossing time")
     axes[0].set_ylabel("density")
     axes[0].legend(fontsize=7)
@@ -64,7 +64,8 @@ def save_crossing_histograms(path: PathLike, tau_reference: np.ndarray,
 
 
 def save_table1_plot(path: PathLike, results: dict[str, list[dict[str, Any]]]) -> None:
-    """WCT and WIM against network calls per frame: the ARDM curve and SL's single point (S = 1)."""
+    """wct and mass_w2 (the paper's WCT and WIM) against network calls per frame: the ARDM curve and SL's single
+    point (S = 1)."""
     problems = list(results)
     fig = _new_figure(4.2 * 2, 3.0 * len(problems))
     axes = np.atleast_2d(fig.subplots(len(problems), 2, squeeze=False))
@@ -72,14 +73,14 @@ def save_table1_plot(path: PathLike, results: dict[str, list[dict[str, Any]]]) -
         rows = results[problem]
         ardm = [r for r in rows if r["model"] != "SL"]
         sl = next(r for r in rows if r["model"] == "SL")
-        for ax, key, name in zip(row, ("wct", "wim"), ("WCT", "WIM")):
+        for ax, key in zip(row, ("wct", "mass_w2")):
             ax.plot([r["network_calls_per_frame"] for r in ardm], [r[key] for r in ardm], "o-", label="ARDM")
             ax.plot([1], [sl[key]], "s", color="C3", markersize=8, label="SL (S = 1)")
             ax.axhline(sl[key], color="C3", linestyle="--", linewidth=0.8)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("network calls per frame")
-            ax.set_title(f"{problem}: {name} (lower is better)", fontsize=9)
+            ax.set_title(f"{problem}: {key} (lower is better)", fontsize=9)
             ax.legend(fontsize=7)
     _save_png(fig, path)
 

@@ -196,7 +196,7 @@ def _curves_section(physics: Metrics | None, dist: EnsembleScores | None, dist_n
             CurvePanel("energy score (fair, whole fields)", {"energy score": pt["energy_score"]}),
             CurvePanel("sliced W2 (whole fields)", {"sliced W2": pt["sliced_w2"]}),
             CurvePanel("spread and skill", {"spread": pt["spread"], "skill (RMSE of mean)": pt["skill"]}),
-            CurvePanel("spread-skill ratio", {"spread-skill ratio": pt["spread_skill_ratio"]},
+            CurvePanel("spread-skill ratio", {"spread-skill ratio": pt["spread_skill"]},
                        reference=1.0, reference_label="calibrated (1)"),
         ]
     time = dist.time if dist is not None else list(np.linspace(0.0, 1.0, len(mass_w2 or [])))
@@ -216,12 +216,12 @@ def _forecast_section(forecast: EnsembleScores | None, reason: str) -> Section:
         return Section("forecast", "Forecasting: spread-skill ratio", note(f"Skipped: {reason}"))
     pt = forecast.per_time
     panels = [
-        CurvePanel("spread-skill ratio (forecast)", {"spread-skill ratio": pt["spread_skill_ratio"]},
+        CurvePanel("spread-skill ratio (forecast)", {"spread-skill ratio": pt["spread_skill"]},
                    reference=1.0, reference_label="calibrated (1)"),
         CurvePanel("spread and skill (forecast)", {"spread": pt["spread"], "skill (RMSE of mean)": pt["skill"]}),
         CurvePanel("CRPS (forecast)", {"CRPS": pt["crps"]}),
     ]
-    ratio = forecast.mean.get("spread_skill_ratio")
+    ratio = forecast.mean.get("spread_skill")
     body = (
         f"<p>{forecast.n_truth} held-out true trajectories, {forecast.ensemble_size} samples each, every sample "
         f"rolled out by the run's model from its own trajectory's first {forecast.initial_frames} frame(s). "
@@ -266,7 +266,7 @@ _ENSEMBLE_ROWS = (
     ("energy_score", "fair energy score over whole fields"),
     ("energy_distance", "unbiased energy distance between the ensembles (0 in expectation when equal)"),
     ("sliced_w2", "sliced W2 between the ensembles of whole fields"),
-    ("spread_skill_ratio", "spread / RMSE of the ensemble mean, finite-ensemble corrected (1 is ideal)"),
+    ("spread_skill", "spread / RMSE of the ensemble mean, finite-ensemble corrected (1 is ideal)"),
 )
 
 
@@ -326,9 +326,9 @@ def _summary(run_dir: Path, config: Any, log: dict[str, Any], ref: TrajectoryFil
         facts.append(f"mass W2 / std {fmt(values['mass_w2_relative'])}")
     if dist is not None:
         facts.append(f"CRPS {fmt(dist.mean.get('crps'))}")
-        facts.append(f"spread-skill ratio {fmt(dist.mean.get('spread_skill_ratio'))} (distribution matching)")
+        facts.append(f"spread-skill ratio {fmt(dist.mean.get('spread_skill'))} (distribution matching)")
     if forecast is not None:
-        facts.append(f"spread-skill ratio {fmt(forecast.mean.get('spread_skill_ratio'))} (forecasting, "
+        facts.append(f"spread-skill ratio {fmt(forecast.mean.get('spread_skill'))} (forecasting, "
                      f"{forecast.n_truth} x {forecast.ensemble_size})")
     if facts:
         text += " Headline scores: " + "; ".join(esc(f) for f in facts) + ". Relative W2 scores near 0 and " \

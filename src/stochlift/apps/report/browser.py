@@ -35,7 +35,7 @@ __all__ = [
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 DRIVER_NAMES = ("chromedriver",)
-INSTALL_HINT = "install one with `apt-get install chromium chromium-driver` and `pip install selenium`"
+INSTALL_HINT = "install one with `apt-get install chromium chromium-driver` and `pip install 'stochlift[browser]'`"
 
 
 @dataclass(frozen=True)
