@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from stochlift.apps.cli.data import LazyChoice, data, positive
+from stochlift.apps.cli.export import export
 from stochlift.config import CONSTRAINTS
 from stochlift.errors import StochliftError
 
@@ -39,6 +40,7 @@ def cli() -> None:
 
 
 cli.add_command(data)
+cli.add_command(export)
 
 
 def _problem_names() -> list[str]:
