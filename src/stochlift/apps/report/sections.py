@@ -119,6 +119,7 @@ def statistics_section(shown: Shown, true: EnsembleSummary, generated: EnsembleS
     parts = []
     times = shown.time[frames]
     sizes = f"over the {true.n} true and {generated.n} generated trajectories"
+    field_name = shown.variable_names[channel] if channel < len(shown.variable_names) else str(channel)
     if shown.kind == "plane":
         pick = (lambda a: a[frames, channel])
         parts.append(figure(
@@ -127,14 +128,14 @@ def statistics_section(shown: Shown, true: EnsembleSummary, generated: EnsembleS
             "per-point mean and std maps, true vs generated",
             f"Per-point ensemble mean (top rows) and standard deviation (bottom rows) {sizes}, at {len(frames)} "
             f"times from the first generated frame. Means share one colour scale, stds another. "
-            f"{esc(shown.field_label)}.", "wide"))
+            f"Field <code>{esc(field_name)}</code>.", "wide"))
     elif shown.kind == "line":
         parts.append(figure(
             spacetime_moments_png(true.mean[:, channel], generated.mean[:, channel], true.std[:, channel],
                                   generated.std[:, channel], shown.time, shown.x, display=shown.display),
             "per-point mean and std of the 1-D field, true vs generated",
             f"Per-point ensemble mean and standard deviation {sizes}, as space-time images (x across, time up). "
-            f"{esc(shown.field_label)}.", "wide"))
+            f"Field <code>{esc(field_name)}</code>.", "wide"))
     elif shown.kind == "vector":
         parts.append(figure(
             vector_moments_png(true.mean, generated.mean, true.std, generated.std, shown.time, shown.variable_names),
