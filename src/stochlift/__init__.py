@@ -57,6 +57,7 @@ _EXPORTS = {
     "evaluate_files": "stochlift.evaluation.evaluate", "forecast_scores": "stochlift.evaluation.forecast",
     # applications
     "build_report": "stochlift.apps.report", "run_demo": "stochlift.apps.demo",
+    "export_trajectories": "stochlift.apps.export",
     "run_experiment": "stochlift.apps.experiments", "run_bench": "stochlift.apps.bench",
     "train_best_of": "stochlift.apps.selection", "GLOSSARY": "stochlift.apps.glossary",
 }
@@ -84,6 +85,7 @@ __all__ = [
     "build_model",
     "build_report",
     "evaluate_files",
+    "export_trajectories",
     "forecast_scores",
     "get_problem",
     "list_presets",
@@ -124,6 +126,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from stochlift.apps.bench import run_bench
     from stochlift.apps.demo import run_demo
     from stochlift.apps.experiments import run_experiment
+    from stochlift.apps.export import export_trajectories
     from stochlift.apps.glossary import GLOSSARY
     from stochlift.apps.report import build_report
     from stochlift.apps.selection import train_best_of

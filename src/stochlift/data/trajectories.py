@@ -560,6 +560,10 @@ class TrajectoryFile:
             self._fields[split] = [group[name] for name in self.meta.field_names]
         return self._fields[split]
 
+    def static_field_names(self, split: str) -> list[str]:
+        """The split's static per-trajectory fields (e.g. Wave's wave_speed, Flow's log_permeability), sorted."""
+        return sorted(set(self._split(split)) - set(self.meta.field_names))
+
     def read_static(self, split: str, name: str, rows: slice | int = slice(None)) -> np.ndarray:
         fields = self._split(split)
         if name not in fields:

@@ -15,7 +15,7 @@ from torch import nn
 
 from stochlift.config import CONSTRAINTS
 from stochlift.data.trajectories import TrajectoryMeta
-from stochlift.problems.base import Demo, Metrics, Problem, QuantityView
+from stochlift.problems.base import Demo, Metrics, Problem, QuantityView, Target
 from stochlift.registry import Registry
 
 PROBLEMS: Registry[type[Problem]] = Registry("problem")
@@ -52,4 +52,4 @@ def constraint_for(name: str, meta: TrajectoryMeta) -> nn.Module | None:
     return CONSTRAINTS.get(name)(meta)
 
 
-__all__ = ["PROBLEMS", "Demo", "Metrics", "Problem", "QuantityView", "constraint_for", "demos", "get_problem"]
+__all__ = ["PROBLEMS", "Demo", "Metrics", "Problem", "QuantityView", "Target", "constraint_for", "demos", "get_problem"]

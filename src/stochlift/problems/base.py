@@ -11,6 +11,7 @@ module branches on its name. A problem supplies:
 - frame_checks: physical checks of loose frames that no ensemble statistic replaces;
 - demos: the built-in demos that run on it;
 - selection_keys: the metrics whose mean picks the best of several training seeds;
+- targets: what "good enough" means for it, pass/fail lines on the report's headline card;
 - report_metrics: whether the HTML report scores it with `evaluate` (video needs I3D weights: it does not).
 
 A new problem is one module with a Problem subclass plus one registry line (see tests/test_problems.py).
@@ -55,6 +56,24 @@ class QuantityView:
 
 
 @dataclass(frozen=True)
+class Target:
+    """A pass/fail line of the report's headline card: the metric `key` of `evaluate(...).to_dict()` <= `limit`.
+
+    Targets belong to the problem, not the report, so a new problem brings its own; `why` says in a few words
+    where the limit comes from.
+    """
+
+    key: str  # e.g. "wct_relative"
+    limit: float  # passes when the value is <= limit
+    label: str  # what the metric is, in words ("crossing-time W2 / true std")
+    why: str = ""
+
+    def passes(self, value: float | None) -> bool | None:
+        """True or False; None when the value is undefined (the metric could not be computed)."""
+        return None if value is None else bool(float(value) <= self.limit)
+
+
+@dataclass(frozen=True)
 class Demo:
     """A built-in demo: its data set, its training preset and how many seeds it tries."""
 
@@ -71,6 +90,7 @@ class Problem:
     description: ClassVar[str] = ""
     demos: ClassVar[Mapping[str, Demo]] = {}
     selection_keys: ClassVar[tuple[str, ...]] = ()
+    targets: ClassVar[tuple[Target, ...]] = ()  # the report's headline card: pass/fail against these
     report_metrics: ClassVar[bool] = True  # whether `stochlift report` scores it with `evaluate`
     scores_qoi: ClassVar[bool] = False  # whether `evaluate` takes user quantities of interest (qoi=...)
 

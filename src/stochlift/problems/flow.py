@@ -26,7 +26,7 @@ from stochlift.errors import StochliftError
 from stochlift.metrics.physics import PhysicsMetrics, evaluate_physics_files
 from stochlift.metrics.quantities import as_trajectories, region_crossing_time
 from stochlift.problems.base import UNIT_RANGE_DISPLAY, Demo, Metrics, Problem, QuantityView
-from stochlift.problems.physics import PHYSICS_SELECTION, physics_views
+from stochlift.problems.physics import PHYSICS_SELECTION, PHYSICS_TARGETS, physics_views
 
 # a Flow frame "has islands" when more than this share of its wet area is cut off from the injector
 ISLAND_SHARE = 0.05
@@ -169,6 +169,7 @@ class FlowProblem(Problem):
     # demo trains two seeds side by side and keeps the better on the validation split
     demos = {"flow": Demo(make_data=_quick_data, config="flow-quick", best_of=2)}
     selection_keys = PHYSICS_SELECTION
+    targets = PHYSICS_TARGETS
 
     def make_dataset(self, out: str | os.PathLike, *, preset: str = "quick", seed: int = 0, progress: bool = True,
                      **sizes: int | None) -> Path:

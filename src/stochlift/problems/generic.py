@@ -18,7 +18,7 @@ from stochlift.data.trajectories import TrajectoryFile
 from stochlift.metrics.field_result import FieldScores
 from stochlift.metrics.field_scores import field_scores_files
 from stochlift.metrics.qoi import QoI
-from stochlift.problems.base import Metrics, Problem, QuantityView
+from stochlift.problems.base import Metrics, Problem, QuantityView, Target
 
 # the ratios to the floor that say "calibrated" at a glance (issue 20's criterion: within 2x of the floor)
 HEADLINE_SCORES = ("energy_score", "sliced_w2")
@@ -29,6 +29,9 @@ class GenericProblem(Problem):
     name = "generic"
     description = "any trajectories: vectors, 1-D or 2-D fields (imported or written by your own code)"
     selection_keys = ("energy_score_ratio", "sliced_w2_ratio")
+    targets = tuple(Target(f"{name}_ratio", 2.0, f"{name.replace('_', ' ').replace('w2', 'W2')} / truth-vs-truth floor",
+                           "issue 20's criterion: within twice the sampling noise of the truth itself")
+                    for name in HEADLINE_SCORES)
     scores_qoi = True
 
     def evaluate(self, reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str,

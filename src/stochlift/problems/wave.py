@@ -21,7 +21,7 @@ from stochlift.errors import StochliftError
 from stochlift.metrics.physics import PhysicsMetrics, evaluate_physics_files
 from stochlift.metrics.quantities import as_trajectories, region_crossing_time
 from stochlift.problems.base import Demo, Metrics, Problem, QuantityView
-from stochlift.problems.physics import PHYSICS_SELECTION, physics_views
+from stochlift.problems.physics import PHYSICS_SELECTION, PHYSICS_TARGETS, physics_views
 
 
 def ring_mask(height: int, width: int, ring_width: int = 1) -> np.ndarray:
@@ -74,6 +74,7 @@ class WaveProblem(Problem):
     description = "waves in a random medium from a fixed bump (32x32 quick, 64x64 paper)"
     demos = {"wave": Demo(make_data=_quick_data, config="wave-quick")}
     selection_keys = PHYSICS_SELECTION
+    targets = PHYSICS_TARGETS
 
     def make_dataset(self, out: str | os.PathLike, *, preset: str = "quick", seed: int = 0, progress: bool = True,
                      **sizes: int | None) -> Path:

@@ -14,6 +14,7 @@ import click
 
 from stochlift.apps.cli.configs import config_group
 from stochlift.apps.cli.data import LazyChoice, Renamed, data, positive
+from stochlift.apps.cli.export import export
 from stochlift.config import CONSTRAINTS
 from stochlift.errors import StochliftError
 
@@ -43,6 +44,7 @@ def cli() -> None:
 
 cli.add_command(data)
 cli.add_command(config_group)
+cli.add_command(export)
 
 
 def _problem_names() -> list[str]:

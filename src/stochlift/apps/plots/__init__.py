@@ -39,9 +39,13 @@ ROW_LABELS = ("true", "generated")
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _new_figure(width: float, height: float, dpi: int = 100) -> Figure:
-    """A figure with its own Agg canvas, independent of pyplot, laid out to avoid wasted margins."""
-    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+def _new_figure(width: float, height: float, dpi: int = 100, layout: str = "constrained") -> Figure:
+    """A figure with its own Agg canvas, independent of pyplot, laid out to avoid wasted margins.
+
+    Grids of images (fixed aspect) take layout "compressed": "constrained" can push their row labels off the
+    left edge when colour bars span some of the rows.
+    """
+    fig = Figure(figsize=(width, height), dpi=dpi, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -136,52 +140,65 @@ def _image_grid(fig: Figure, n_rows: int, n_cols: int) -> np.ndarray:
 # -------------------------------------------------------------------------------------------- animation
 
 
-def _heading(title: str, index: int, n_frames: int) -> str:
-    return f"{title}  {_frame_label(index, n_frames)}".strip()
+def _heading(title: str, index: int, n_frames: int, time: np.ndarray | None = None) -> str:
+    if time is None:
+        return f"{title}  {_frame_label(index, n_frames)}".strip()
+    return f"{title}  t = {float(time[index]):.3g}  (frame {index}/{n_frames - 1})".strip()
+
+
+def _even_size(fig: Figure, multiple: int = 16) -> None:
+    """Round the figure's pixel size up to a multiple (H.264 wants sizes divisible by 16; ffmpeg would rescale)."""
+    dpi = fig.dpi
+    width, height = (int(np.ceil(v * dpi / multiple)) * multiple / dpi for v in fig.get_size_inches())
+    fig.set_size_inches(width, height)
 
 
 def _rollout_figure(
-    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float],
-    rgb: bool = False,
+    rows: Sequence[tuple[str, np.ndarray]], title: str, cmap: str, limits: tuple[float, float], rgb: bool = False,
+    time: np.ndarray | None = None, panel: float = 1.6, dpi: int = 80,
 ) -> tuple[Figure, list[tuple[Any, np.ndarray]], Any]:
-    """The laid-out figure, its (image, trajectory) panels and its heading, showing frame 0."""
-    k, n_frames = reference.shape[:2]
-    fig = _new_figure(1.6 * k + 1.0, 3.6, dpi=80)
-    axes = _image_grid(fig, 2, k)
+    """The laid-out figure, its (image, trajectory) panels and its heading, showing frame 0.
+
+    `rows` are (label, trajectories [k, T, H, W]) pairs, one row of k panels each of `panel` inches.
+    """
+    k, n_frames = rows[0][1].shape[:2]
+    fig = _new_figure(panel * k + 1.2, panel * len(rows) + 0.8, dpi=dpi, layout="compressed")
+    _even_size(fig)
+    axes = _image_grid(fig, len(rows), k)
     panels = []
-    for row, data in enumerate((reference, generated)):
-        axes[row, 0].set_ylabel(ROW_LABELS[row])
+    for row, (label, data) in enumerate(rows):
+        axes[row, 0].set_ylabel(label)
         for j in range(k):
             image = axes[row, j].imshow(data[j, 0], cmap=cmap, vmin=limits[0], vmax=limits[1], interpolation="nearest")
             panels.append((image, data[j]))
     if not rgb:
         fig.colorbar(panels[0][0], ax=axes, shrink=0.8)
-    heading = fig.suptitle(_heading(title, n_frames - 1, n_frames))
+    heading = fig.suptitle(_heading(title, n_frames - 1, n_frames, time))
     fig.canvas.draw()  # solves the layout with the widest heading
     fig.set_layout_engine("none")  # then freeze it, so panels do not jitter between frames
     return fig, panels, heading
 
 
 def _render_rollout(
-    reference: np.ndarray, generated: np.ndarray, title: str, cmap: str, limits: tuple[float, float],
-    rgb: bool = False,
+    rows: Sequence[tuple[str, np.ndarray]], title: str, cmap: str, limits: tuple[float, float], rgb: bool = False,
+    time: np.ndarray | None = None, panel: float = 1.6, dpi: int = 80,
 ) -> Iterator[np.ndarray]:
     """RGB frames [H, W, 3] uint8 from one figure.
 
     Axes, labels and colour bar are drawn once into a background; each frame restores it and redraws
     only the images and the heading (blitting), several times faster than a full redraw.
     """
-    fig, panels, heading = _rollout_figure(reference, generated, title, cmap, limits, rgb)
+    fig, panels, heading = _rollout_figure(rows, title, cmap, limits, rgb, time, panel, dpi)
     animated = [image for image, _ in panels] + [heading]
     for artist in animated:
         artist.set_animated(True)
     fig.canvas.draw()  # the background, without the animated artists
     background = fig.canvas.copy_from_bbox(fig.bbox)
-    n_frames = reference.shape[1]
+    n_frames = rows[0][1].shape[1]
     for i in range(n_frames):
         for image, trajectory in panels:
             image.set_data(trajectory[i])
-        heading.set_text(_heading(title, i, n_frames))
+        heading.set_text(_heading(title, i, n_frames, time))
         fig.canvas.restore_region(background)
         for artist in animated:
             fig.draw_artist(artist)
@@ -222,7 +239,7 @@ def _animation_writer(path: PathLike) -> Callable[[Path, Iterable[np.ndarray], f
 
 def save_rollout_animation(
     path: PathLike,
-    reference: ArrayLike,
+    reference: ArrayLike | None,
     generated: ArrayLike,
     *,
     fps: float = 8,
@@ -230,19 +247,32 @@ def save_rollout_animation(
     cmap: str = "RdBu_r",
     vmax: float | None = None,
     value_range: tuple[float, float] | None = None,
+    time: ArrayLike | None = None,
+    panel: float = 1.6,
+    dpi: int = 80,
 ) -> None:
     """Animate k true (top row) and k generated (bottom row) trajectories [k, T, H, W] side by side.
 
     One shared colour scale symmetric about 0 (max |reference| unless `vmax` is given), so amplitude
     drift of the generated fields is visible rather than normalised away; `value_range` fixes it instead.
     Video [k, T, 3, H, W] shows as RGB images (values in `value_range`, default [0, 1]), without colour map.
+    `reference` None animates the generated row alone. `time` [T] puts physical times in the heading (default:
+    frame numbers); `panel` (inches per field) and `dpi` set the size.
     """
-    ref, gen = _check_pair(reference, generated)
+    if reference is None:
+        gen = _frames_array(generated, "generated")
+        ref = gen
+    else:
+        ref, gen = _check_pair(reference, generated)
     if not fps > 0:
         raise StochliftError(f"fps must be positive, got {fps}")
+    times = None if time is None else np.asarray(time, dtype=np.float64)
+    if times is not None and times.shape != (gen.shape[1],):
+        raise StochliftError(f"time must give one value per frame ({gen.shape[1]}), got shape {times.shape}")
     write = _animation_writer(path)
     ref, gen, limits, rgb = _shown(ref, gen, vmax, value_range)
-    frames = _render_rollout(ref, gen, title, cmap, limits, rgb)
+    rows = [(ROW_LABELS[1], gen)] if reference is None else [(ROW_LABELS[0], ref), (ROW_LABELS[1], gen)]
+    frames = _render_rollout(rows, title, cmap, limits, rgb, times, panel, dpi)
     with atomic_path(path) as tmp:
         write(tmp, frames, fps)
 
@@ -346,7 +376,7 @@ def save_snapshot_grid(
     k, n_frames = ref.shape[:2]
     indices = _frame_indices(frames, n_frames)
     ref, gen, (low, high), rgb = _shown(ref, gen, vmax, value_range)
-    fig = _new_figure(1.5 * len(indices) + 1.4, 1.5 * 2 * k + 0.6)
+    fig = _new_figure(1.5 * len(indices) + 1.4, 1.5 * 2 * k + 0.6, layout="compressed")
     axes = _image_grid(fig, 2 * k, len(indices))
     image = None
     for block, data in enumerate((ref, gen)):

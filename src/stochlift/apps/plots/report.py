@@ -9,14 +9,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from numpy.typing import ArrayLike
 
-from stochlift.errors import StochliftError
 from stochlift.apps.plots import _new_figure, _png_bytes
+from stochlift.errors import StochliftError
 
-__all__ = ["CurvePanel", "metric_curves_png", "rank_histogram_png", "training_curve_png"]
+__all__ = ["CurvePanel", "crossing_cdf_png", "metric_curves_png", "rank_histogram_png", "series_band_png",
+           "training_curve_png"]
+
+FLOOR_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1.3}
+COLLAPSED_STYLE = {"color": "tab:red", "linestyle": ":", "linewidth": 1.5}
+FLOOR_LABEL = "truth vs truth (floor)"
+COLLAPSED_LABEL = "collapsed ensemble (true mean)"
 
 
 def _as_float(values: Sequence[float | None]) -> np.ndarray:
@@ -50,7 +58,12 @@ def training_curve_png(history: Sequence[Mapping[str, float]]) -> bytes:
 
 @dataclass
 class CurvePanel:
-    """One panel of per-time curves: label -> one value per frame (None: undefined at that time)."""
+    """One panel of per-time curves: label -> one value per frame (None: undefined at that time).
+
+    `floor` is the same score between two halves of the truth (what sampling noise alone gives) and `collapsed`
+    the score of an ensemble collapsed onto the true mean (what a model without spread gives): drawn dashed
+    grey and dotted red, so the model's curve reads between "as good as the truth" and "no spread at all".
+    """
 
     title: str
     series: dict[str, Sequence[float | None]]
@@ -58,11 +71,16 @@ class CurvePanel:
     reference: float | None = None  # a dotted horizontal line, e.g. 1 for a spread-skill ratio
     reference_label: str = ""
     notes: list[str] = field(default_factory=list)
+    floor: Sequence[float | None] | None = None
+    collapsed: Sequence[float | None] | None = None
 
 
 def metric_curves_png(time: ArrayLike, panels: Sequence[CurvePanel], *, initial_frames: int = 0,
-                      columns: int = 2) -> bytes:
-    """Panels of per-time curves on a shared time axis; the given (not generated) frames are shaded."""
+                      columns: int = 2, xlabel: str = "time") -> bytes:
+    """Panels of per-time curves on a shared time axis; the given (not generated) frames are shaded.
+
+    `time` gives one value per point of every series; `initial_frames` (> 0) shades the first ones as given.
+    """
     t = np.asarray(time, dtype=np.float64)
     if not panels:
         raise StochliftError("no metric curves to plot")
@@ -78,6 +96,13 @@ def metric_curves_png(time: ArrayLike, panels: Sequence[CurvePanel], *, initial_
             if y.shape != t.shape:
                 raise StochliftError(f"{panel.title}: {label} has {y.size} values for {t.size} times")
             ax.plot(t, y, marker="o" if t.size <= 16 else None, markersize=3, label=label)
+        for values, style, label in ((panel.floor, FLOOR_STYLE, FLOOR_LABEL),
+                                     (panel.collapsed, COLLAPSED_STYLE, COLLAPSED_LABEL)):
+            if values is not None:
+                y = _as_float(values)
+                if y.shape != t.shape:
+                    raise StochliftError(f"{panel.title}: {label} has {y.size} values for {t.size} times")
+                ax.plot(t, y, label=label, **style)
         if panel.reference is not None:
             ax.axhline(panel.reference, color="black", linestyle=":", linewidth=1,
                        label=panel.reference_label or None)
@@ -85,13 +110,22 @@ def metric_curves_png(time: ArrayLike, panels: Sequence[CurvePanel], *, initial_
             k = initial_frames
             ax.axvspan(t[0], (t[k - 1] + t[k]) / 2, color="0.85", alpha=0.6, lw=0)
         ax.set_title(panel.title, fontsize=10)
-        ax.set_xlabel("time")
-        if panel.ylabel:
-            ax.set_ylabel(panel.ylabel)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(panel.ylabel or panel.title)
         ax.grid(True, alpha=0.3)
-        if len(panel.series) > 1 or panel.reference_label:
-            ax.legend(fontsize=8)
+    _legends(axes.flat[: len(panels)])
     return _png_bytes(fig)
+
+
+def _legends(axes: Sequence[Any]) -> None:
+    """A legend on the first panel, and on each later one only for lines not already explained."""
+    explained: set[str] = set()
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        new = [(h, label) for h, label in zip(handles, labels) if label not in explained]
+        if new and (not explained or len(labels) > 1):
+            ax.legend(*zip(*new), fontsize=7)
+        explained.update(labels)
 
 
 def rank_histogram_png(counts: Sequence[int], *, title: str = "") -> bytes:
@@ -117,9 +151,57 @@ def rank_histogram_png(counts: Sequence[int], *, title: str = "") -> bytes:
                label=f"flat +- 2 sigma (+- {2 * sigma:.2g})")
     ax.axhline(1.0, color="tab:orange", linewidth=1.5, label="flat (calibrated)")
     ax.set_xlim(-0.5, bins - 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylim(0, max(float(frequency.max()), 1 + 2 * sigma) * 1.1)
     ax.set_xlabel(f"rank (0..{members})")
     ax.set_ylabel("relative frequency (flat = 1)")
     ax.set_title(title or f"rank histogram ({int(total)} ranks)", fontsize=10)
     ax.legend(fontsize=8, loc="upper center")
+    return _png_bytes(fig)
+
+
+def crossing_cdf_png(reference: ArrayLike, generated: ArrayLike, time: ArrayLike, *, xlabel: str,
+                     title: str = "") -> bytes:
+    """Empirical CDFs of true and generated crossing times, on the physical time axis.
+
+    Crossing times come normalised to [0, 1] (frame i -> i / (T - 1), 1 also meaning "never crossed") and are
+    mapped onto the file's `time` [T]; the end of the horizon is marked, where the never-crossed pile up.
+    """
+    t = np.asarray(time, dtype=np.float64)
+    fig = _new_figure(6.4, 4.0)
+    ax = fig.subplots()
+    frames = np.arange(t.size, dtype=np.float64)
+    for label, values in (("true", reference), ("generated", generated)):
+        tau = np.asarray(values, dtype=np.float64)
+        if tau.ndim != 1 or tau.size == 0 or not np.isfinite(tau).all():
+            raise StochliftError(f"{label} crossing times must be a non-empty finite 1-D array")
+        ax.ecdf(np.interp(tau * (t.size - 1), frames, t), label=f"{label} (n = {tau.size})")
+    ax.axvline(t[-1], color="0.5", linestyle=":", linewidth=1, label="end of horizon (never crossed)")
+    ax.set_xlim(t[0], t[-1] + 0.02 * (t[-1] - t[0]))
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of trajectories crossed")
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return _png_bytes(fig)
+
+
+def series_band_png(reference: ArrayLike, generated: ArrayLike, time: ArrayLike, *, ylabel: str) -> bytes:
+    """A quantity [n, T] of every trajectory: ensemble mean and 5-95% band over physical time, true vs generated."""
+    t = np.asarray(time, dtype=np.float64)
+    fig = _new_figure(6.4, 4.0)
+    ax = fig.subplots()
+    for label, values in (("true", reference), ("generated", generated)):
+        v = np.asarray(values, dtype=np.float64)
+        if v.ndim != 2 or v.shape[1] != t.size:
+            raise StochliftError(f"{label} values must be [n, {t.size}], got {v.shape}")
+        low, high = np.percentile(v, [5, 95], axis=0)
+        (line,) = ax.plot(t, v.mean(axis=0), label=f"{label} mean (n = {v.shape[0]})")
+        ax.fill_between(t, low, high, color=line.get_color(), alpha=0.25, label=f"{label} 5-95%")
+    ax.set_xlabel("time")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
     return _png_bytes(fig)

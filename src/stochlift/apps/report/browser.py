@@ -24,6 +24,7 @@ from stochlift.io import atomic_path
 __all__ = [
     "BrowserPaths",
     "PageImage",
+    "PageVideo",
     "find_browser",
     "full_page_screenshot",
     "headless_chromium",
@@ -31,6 +32,7 @@ __all__ = [
     "open_page",
     "screenshot_page",
     "unavailable_reason",
+    "video_status",
 ]
 
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -160,6 +162,50 @@ def image_status(driver: Any, *, timeout: float = 60) -> list[PageImage]:
     """Every <img> of the loaded page after it has settled: complete, natural size, decoded."""
     driver.set_script_timeout(timeout)
     return [PageImage(**entry) for entry in driver.execute_async_script(_IMAGE_STATUS_JS)]
+
+
+# Waits until every <video> has its first frame (or failed), then reports each one.
+_VIDEO_STATUS_JS = """
+const done = arguments[arguments.length - 1];
+const videos = Array.from(document.querySelectorAll("video"));
+const ready = (v) => new Promise((resolve) => {
+  if (v.readyState >= 2 || v.error) { resolve(); return; }
+  v.addEventListener("loadeddata", resolve, {once: true});
+  v.addEventListener("error", resolve, {once: true});
+});
+Promise.all(videos.map(ready)).then(() => done(videos.map((v, i) => ({
+  index: i,
+  ready_state: v.readyState,
+  video_width: v.videoWidth,
+  video_height: v.videoHeight,
+  duration: Number.isFinite(v.duration) ? v.duration : -1,
+  controls: v.controls,
+  error: v.error ? v.error.code : 0,
+}))));
+"""
+
+
+@dataclass(frozen=True)
+class PageVideo:
+    """One <video> of a rendered page, as the browser sees it (readyState >= 2: its current frame is decoded)."""
+
+    index: int
+    ready_state: int
+    video_width: int
+    video_height: int
+    duration: float
+    controls: bool
+    error: int
+
+    @property
+    def playable(self) -> bool:
+        return self.error == 0 and self.ready_state >= 2 and self.video_width > 0 and self.duration > 0
+
+
+def video_status(driver: Any, *, timeout: float = 60) -> list[PageVideo]:
+    """Every <video> of the loaded page once it has decoded a frame or failed: size, duration, error."""
+    driver.set_script_timeout(timeout)
+    return [PageVideo(**entry) for entry in driver.execute_async_script(_VIDEO_STATUS_JS)]
 
 
 def full_page_screenshot(driver: Any) -> bytes:
