@@ -77,3 +77,16 @@ def exclusive(product: str | os.PathLike) -> Iterator[None]:
     with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+CACHE_ENV = "STOCHLIFT_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where stochlift keeps files it derives once and reuses (converted I3D weights, unpacked pretrained
+    runs): $STOCHLIFT_CACHE, else $XDG_CACHE_HOME/stochlift, else ~/.cache/stochlift."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "stochlift"
