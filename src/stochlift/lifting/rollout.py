@@ -18,6 +18,7 @@ from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.generator import Generator
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.pairs import initial_window
+from stochlift.lifting.pretrained import is_pretrained
 from stochlift.lifting.runs import load_run
 from stochlift.problems import constraint_for
 
@@ -171,7 +172,8 @@ def sample_to_file(
 ) -> Path:
     """Roll a trained run out from initial frames and write the trajectories (split 'generated').
 
-    Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split).
+    Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split; for a
+    shipped model, run_dir "pretrained:NAME", the first frames of its test split that ship with it).
     `options` are the rollout's speed options (device, autocast, ...; default: the CPU, bit-exact).
     A run trained on The Well's files starts from normalised frames and writes physical units (well_sampling).
     The rollout streams to the file `chunk_frames` frames at a time (default: about STREAM_BYTES per batch,
@@ -209,7 +211,7 @@ def sample_to_file(
         field_scales=source.meta.field_scales,
         parameters={
             **source.meta.parameters,
-            "sampled_from_run": str(Path(run_dir).resolve()),
+            "sampled_from_run": str(run_dir) if is_pretrained(run_dir) else str(Path(run_dir).resolve()),
             "sampling_seed": seed,
             "sampling_batch_size": batch_size,
             "initial_frames": initial_count,

@@ -17,6 +17,7 @@ from stochlift.data.well import is_well_path
 from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, load_weights, read_checkpoint
 from stochlift.lifting.generator import Generator, build_model
+from stochlift.lifting.pretrained import PretrainedStart, is_pretrained, load_pretrained
 from stochlift.lifting.training import EMA
 
 
@@ -29,8 +30,12 @@ def run_finished(run_dir: str | os.PathLike) -> bool:
     return saved.get("step") == saved.get("steps")
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[Generator, RunConfig, TrajectoryFile | None]:
-    """The trained model of a run directory (EMA weights if the run kept them), its config and its data file."""
+def load_run(run_dir: str | os.PathLike) -> tuple[Generator, RunConfig, TrajectoryFile | PretrainedStart | None]:
+    """The trained model of a run directory (EMA weights if the run kept them), its config and its data file.
+    "pretrained:NAME" loads a shipped model; its data are the first frames of its test split (pretrained.py)."""
+    if is_pretrained(run_dir):
+        pretrained = load_pretrained(str(run_dir))
+        return pretrained.model, pretrained.config, pretrained.start()
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); train one with `stochlift train`")

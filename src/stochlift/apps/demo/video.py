@@ -140,9 +140,12 @@ def run_video_demo(
     samples: int | None = None,
     progress: bool = True,
     metrics: dict[str, Callable[[Path, Path, int], dict[str, Any]]] | None = None,
+    pretrained: bool = False,
 ) -> VideoDemoResult:
     """Run (or continue) the video demo in `out`. `samples` defaults to one per test video; `trajectories`,
-    `frames` and `size` shrink the data set (smoke tests); `metrics` replaces VIDEO_METRICS."""
+    `frames` and `size` shrink the data set (smoke tests); `metrics` replaces VIDEO_METRICS; `pretrained` uses the
+    shipped model instead of training one."""
+    from stochlift.apps.demo import pretrained_demo_run
     from stochlift.problems import demos
 
     known = {name: spec for name, (_, spec) in demos().items() if spec.video}
@@ -161,7 +164,9 @@ def run_video_demo(
         spec.make_data(files["data"], trajectories=trajectories, frames=frames, size=size, seed=seed,
                        progress=progress)
     clock.lap("data")
-    if not files["samples"].exists():
+    if pretrained:
+        files["run"] = pretrained_demo_run(spec.config, files["run"], files["data"])
+    elif not files["samples"].exists():
         train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)
     clock.lap("train")
     data = TrajectoryFile(files["data"])
