@@ -181,11 +181,14 @@ def import_trajectories(
                      layout, plan.fractions, seed)
         # shown after 2 s only, so a bad value found in the first blocks leaves just its one-line error
         bar = tqdm(total=sum(plan.sizes.values()), desc="import", unit="traj", disable=not progress, delay=2)
-        with TrajectoryWriter(out, meta, plan.sizes) as writer, bar:
+        # a Well data set's constant fields stay with their trajectories (when every source has the same ones)
+        static = first.static_names if all(s.static_names == first.static_names for s, _ in plan.parts) else ()
+        with TrajectoryWriter(out, meta, plan.sizes, static_fields=static) as writer, bar:
             written = dict.fromkeys(plan.sizes, 0)
             for source, members in plan.parts:
-                for split, values in _routed_blocks(source, members):
-                    writer.write(split, written[split], {n: values[:, :, c] for c, n in enumerate(meta.field_names)})
+                for split, values, constants in _routed_blocks(source, members, bool(static)):
+                    writer.write(split, written[split], {n: values[:, :, c] for c, n in enumerate(meta.field_names)},
+                                 static=constants or None)
                     written[split] += len(values)
                     bar.update(len(values))
     return Path(out)
@@ -248,9 +251,10 @@ def _meta(source: Source, src: Path, fields, periodic, wall, time, name, layout,
     )
 
 
-def _routed_blocks(source: Source, members: dict[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
-    """(split, values [n, T, C, *spatial] float32) per block: the source read in order, each
-    block's rows of each split contiguous in that split (each split's rows are sorted)."""
+def _routed_blocks(source: Source, members: dict[str, np.ndarray],
+                   static: bool = False) -> Iterator[tuple[str, np.ndarray, dict[str, np.ndarray]]]:
+    """(split, values [n, T, C, *spatial] float32, static fields {name: [n, *spatial]}) per block: the source
+    read in order, each block's rows of each split contiguous in that split (each split's rows are sorted)."""
     per_row = 4 * source.frames * source.channels * math.prod(source.spatial)
     rows = max(1, BLOCK_BYTES // per_row)
     destination = np.full(source.n, -1)
@@ -260,10 +264,11 @@ def _routed_blocks(source: Source, members: dict[str, np.ndarray]) -> Iterator[t
     for start in range(0, source.n, rows):
         stop = min(start + rows, source.n)
         values = _float32(source, source.read(start, stop), start)
+        constants = source.read_static(start, stop) if static else {}
         for i, split in enumerate(names):
             picked = np.flatnonzero(destination[start:stop] == i)
             if len(picked):
-                yield split, values[picked]
+                yield split, values[picked], {k: v[picked] for k, v in constants.items()}
 
 
 def _float32(source: Source, block: np.ndarray, start: int) -> np.ndarray:
