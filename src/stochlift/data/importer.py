@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from stochlift.config import _number  # the one parser of numbers in options
 from stochlift.data.import_sources import Source, load_npy, open_source
 from stochlift.data.trajectories import SPATIAL_DIMS, TrajectoryMeta, TrajectoryWriter
-from stochlift.data.video import SPLIT_NAMES, split_counts
+from stochlift.data.video import SPLIT_NAMES, check_split_counts, split_counts
 from stochlift.data.well import split_folders
 from stochlift.errors import StochliftError
 
@@ -115,11 +115,7 @@ def split_members(n: int, fractions: Sequence[float], seed: int) -> dict[str, np
         raise StochliftError(f"--split fractions must be three non-negative numbers train,valid,test that sum to 1, "
                              f"got {','.join(map(str, np.atleast_1d(f).tolist()))}")
     counts = split_counts(n, f)
-    empty = [s for s, share, c in zip(SPLIT_NAMES, f, counts) if share > 0 and c == 0]
-    if empty:
-        need = math.ceil(1 / min(share for share in f if share > 0))
-        raise StochliftError(f"{n} trajectories are too few for --split {','.join(map(str, f.tolist()))}: split "
-                             f"{empty[0]} would be empty; import at least {need} or set its fraction to 0")
+    check_split_counts(counts, f, "trajectories")
     labels = np.empty(n, dtype=object)
     labels[np.random.default_rng(seed).permutation(n)] = np.repeat(np.array(SPLIT_NAMES, dtype=object), counts)
     return {s: np.flatnonzero(labels == s) for s, c in zip(SPLIT_NAMES, counts) if c}

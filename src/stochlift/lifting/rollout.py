@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,6 +197,11 @@ def sample_to_file(
             f"initial frames of shape {list(source.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
         )
     frames = frames or source.meta.frames
+    if well is None and initial_split is None and "test" not in source.splits:
+        split = source.default_split()
+        where = getattr(source, "path", "the data")
+        warnings.warn(f"{where} has no test split: rollouts start from its {split!r} split"
+                      + (", the data the model trained on" if split == "train" else ""), stacklevel=2)
     constraint = constraint or config.model.constraint
     projection = constraint_for(constraint, source.meta)
     start = initial_frames(source, trajectories, split=initial_split, frames=initial_count) if well is None else well.frames
