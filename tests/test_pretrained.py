@@ -23,6 +23,7 @@ from stochlift.lifting.runs import load_run, run_finished
 from stochlift.lifting.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SHIPPED = ("wave-quick", "flow-quick", "digits-quick")
 TINY = ["train.steps=6", "train.batch_size=4", "train.log_every=2", "train.checkpoint_every=3",
         "model.options={depths: [8, 16], mid_blocks: 1, embed_width: 16, groups: 4}"]
 
@@ -112,4 +113,32 @@ def test_demo_pretrained_skips_training(packed, tmp_path: Path) -> None:
         run_demo(tmp_path / "other", trajectories=12, frames=8, size=16, pretrained=True, overrides=TINY)
     with pytest.raises(StochliftError, match="no pretrained model for this demo"):
         run_demo(tmp_path / "balls", problem="balls", trajectories=6, frames=6, size=16, pretrained=True)
+
+
+# --------------------------------------------------------------------------------- the shipped models
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_samples_and_has_a_card(name: str, tmp_path: Path) -> None:
+    path = pretrained_module.pretrained_path(name)
+    assert path.stat().st_size < 8 << 20  # a few MB
+    p = load_pretrained(name)
+    card = p.card
+    for needed in (f"# {name}", "stochlift sample --run pretrained:" + name, "seed", "Limits"):
+        assert needed in card, needed
+    assert p.record["training"]["steps"] == p.config.train.steps
+    out = sample_to_file(f"pretrained:{name}", tmp_path / "s.h5", trajectories=2, seed=1, frames=6,
+                         initial_count=p.initial.shape[1], progress=False)
+    generated = TrajectoryFile(out).read("generated")
+    assert generated.shape == (2, 6, *p.meta.frame_shape) and np.isfinite(generated).all()
+    np.testing.assert_allclose(generated[:, : p.initial.shape[1]], p.initial_frames(2), atol=1 / 255)
+
+
+def test_shipped_models_are_package_data() -> None:
+    import tomllib
+
+    patterns = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["tool"][
+        "setuptools"]["package-data"]["stochlift"]
+    assert "pretrained/*.safetensors" in patterns and "pretrained/*.md" in patterns
+    assert set(SHIPPED) <= set(pretrained_names())
 
