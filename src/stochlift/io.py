@@ -282,3 +282,16 @@ def write_safetensors(path: str | os.PathLike, tensors: dict[str, Any], metadata
         except SafetensorError as exc:
             code = re.search(r"code: (\d+)", str(exc))  # the OS error inside, e.g. 28: no space left
             raise OSError(int(code[1]) if code else errno.EIO, f"cannot write {path}: {exc}") from None
+
+
+CACHE_ENV = "STOCHLIFT_CACHE"
+
+
+def cache_dir() -> Path:
+    """Where stochlift keeps files it derives once and reuses (converted I3D weights, unpacked pretrained
+    runs): $STOCHLIFT_CACHE, else $XDG_CACHE_HOME/stochlift, else ~/.cache/stochlift."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "stochlift"

@@ -111,6 +111,15 @@ class Source:
             index[self.layout.trajectories] = slice(start, stop)
         return self.layout.frames(np.asarray(self.array[tuple(index)]))
 
+    @property
+    def static_names(self) -> tuple[str, ...]:
+        """Fields that do not change in time (a Well file's constant fields, per channel), kept as static fields."""
+        return tuple(c for spec in self.well.constant_fields for c in spec.channels) if self.well is not None else ()
+
+    def read_static(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """The static fields of trajectories [start, stop), [n, *spatial] float32 each."""
+        return self.well.read_constants(start, stop) if self.well is not None else {}
+
 
 def open_source(path: str | os.PathLike, stack: ExitStack, *, array: str | None = None, dataset: str | None = None,
                 layout: str | None = None, split: str = "train") -> Source:

@@ -32,7 +32,7 @@ import numpy as np
 from stochlift.config import _number  # the one parser of numbers in options
 from stochlift.data.import_sources import Source, load_npy, open_source
 from stochlift.data.trajectories import SPATIAL_DIMS, TrajectoryMeta, TrajectoryWriter
-from stochlift.data.video import SPLIT_NAMES, split_counts
+from stochlift.data.video import SPLIT_NAMES, check_split_counts, split_counts
 from stochlift.data.well import split_folders
 from stochlift.errors import StochliftError
 from stochlift.progress import tqdm
@@ -115,11 +115,7 @@ def split_members(n: int, fractions: Sequence[float], seed: int) -> dict[str, np
         raise StochliftError(f"--split-fractions must be three non-negative numbers train,valid,test that sum to 1, "
                              f"got {','.join(map(str, np.atleast_1d(f).tolist()))}")
     counts = split_counts(n, f)
-    empty = [s for s, share, c in zip(SPLIT_NAMES, f, counts) if share > 0 and c == 0]
-    if empty:
-        need = math.ceil(1 / min(share for share in f if share > 0))
-        raise StochliftError(f"{n} trajectories are too few for --split-fractions {','.join(map(str, f.tolist()))}: "
-                             f"split {empty[0]} would be empty; import at least {need} or set its fraction to 0")
+    check_split_counts(counts, f, "trajectories")
     labels = np.empty(n, dtype=object)
     labels[np.random.default_rng(seed).permutation(n)] = np.repeat(np.array(SPLIT_NAMES, dtype=object), counts)
     return {s: np.flatnonzero(labels == s) for s, c in zip(SPLIT_NAMES, counts) if c}
@@ -181,11 +177,14 @@ def import_trajectories(
                      layout, plan.fractions, seed)
         # shown after 2 s only, so a bad value found in the first blocks leaves just its one-line error
         bar = tqdm(total=sum(plan.sizes.values()), desc="import", unit="traj", disable=not progress, delay=2)
-        with TrajectoryWriter(out, meta, plan.sizes) as writer, bar:
+        # a Well data set's constant fields stay with their trajectories (when every source has the same ones)
+        static = first.static_names if all(s.static_names == first.static_names for s, _ in plan.parts) else ()
+        with TrajectoryWriter(out, meta, plan.sizes, static_fields=static) as writer, bar:
             written = dict.fromkeys(plan.sizes, 0)
             for source, members in plan.parts:
-                for split, values in _routed_blocks(source, members):
-                    writer.write(split, written[split], {n: values[:, :, c] for c, n in enumerate(meta.field_names)})
+                for split, values, constants in _routed_blocks(source, members, bool(static)):
+                    writer.write(split, written[split], {n: values[:, :, c] for c, n in enumerate(meta.field_names)},
+                                 static=constants or None)
                     written[split] += len(values)
                     bar.update(len(values))
     return Path(out)
@@ -248,9 +247,10 @@ def _meta(source: Source, src: Path, fields, periodic, wall, time, name, layout,
     )
 
 
-def _routed_blocks(source: Source, members: dict[str, np.ndarray]) -> Iterator[tuple[str, np.ndarray]]:
-    """(split, values [n, T, C, *spatial] float32) per block: the source read in order, each
-    block's rows of each split contiguous in that split (each split's rows are sorted)."""
+def _routed_blocks(source: Source, members: dict[str, np.ndarray],
+                   static: bool = False) -> Iterator[tuple[str, np.ndarray, dict[str, np.ndarray]]]:
+    """(split, values [n, T, C, *spatial] float32, static fields {name: [n, *spatial]}) per block: the source
+    read in order, each block's rows of each split contiguous in that split (each split's rows are sorted)."""
     per_row = 4 * source.frames * source.channels * math.prod(source.spatial)
     rows = max(1, BLOCK_BYTES // per_row)
     destination = np.full(source.n, -1)
@@ -260,10 +260,11 @@ def _routed_blocks(source: Source, members: dict[str, np.ndarray]) -> Iterator[t
     for start in range(0, source.n, rows):
         stop = min(start + rows, source.n)
         values = _float32(source, source.read(start, stop), start)
+        constants = source.read_static(start, stop) if static else {}
         for i, split in enumerate(names):
             picked = np.flatnonzero(destination[start:stop] == i)
             if len(picked):
-                yield split, values[picked]
+                yield split, values[picked], {k: v[picked] for k, v in constants.items()}
 
 
 def _float32(source: Source, block: np.ndarray, start: int) -> np.ndarray:

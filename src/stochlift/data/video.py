@@ -87,6 +87,17 @@ def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
     return counts.tolist()
 
 
+def check_split_counts(counts: Sequence[int], fractions: Sequence[float], noun: str) -> None:
+    """Refuse splits that a positive fraction asks for but that came out empty (e.g. 3 videos at 0.8,0.1,0.1
+    leave no valid and no test split, and sampling would then start from the training data)."""
+    f = np.asarray(fractions, dtype=np.float64)
+    empty = [s for s, share, c in zip(SPLIT_NAMES, f, counts) if share > 0 and c == 0]
+    if empty:
+        n, need = sum(counts), math.ceil(f.sum() / min(share for share in f if share > 0))
+        raise StochliftError(f"{n} {noun} are too few for --split-fractions {','.join(f'{v:g}' for v in f)}: split {empty[0]} "
+                             f"would be empty; import at least {need} or set its fraction to 0")
+
+
 # ------------------------------------------------------------------------------------------ frames
 
 
@@ -392,6 +403,8 @@ def import_video_folder(
             raise StochliftError(
                 f"no video in {src} is long enough for one clip of {clip_length} frames at stride {stride}"
             )
+        if split_by == "random":
+            check_split_counts([videos[s] for s in SPLIT_NAMES], split, "videos")
         first = staging.file[next(iter(counts))]
         _, _, height, width, _ = first.shape
         fps_source = fps if fps is not None else source_fps(sources[0])

@@ -9,13 +9,18 @@ How a file becomes our frames [C, H, W] (the same convention as our own trajecto
   - channels: every time-varying field, in the file's t0, t1, t2 order and each group's `field_names`
     order; a scalar gives one channel `name`, a vector D channels `name_x`, `name_y`, a tensor D*D channels
     `name_xx`, `name_xy`, ... (the suffixes are `spatial_dims`; The Well's own channel names). Fields with
-    time_varying=False (constant coefficients) are not part of the state and are skipped
-    (`WellSource.static_fields` lists them); fields with sample_varying=False or some dim_varying=False are
-    broadcast over the trajectories or that axis.
+    time_varying=False (constant coefficients) are not part of the state (`WellSource.static_fields` lists
+    them, `read_constants` reads them; `stochlift data import` keeps them as static fields); fields with
+    sample_varying=False or some dim_varying=False are broadcast over the trajectories or that axis. Which
+    channels came from which field is recorded in our metadata (parameter WELL_FIELDS), so that
+    `stochlift data export-well` writes a vector back as one t1 field, not as two scalars.
   - space: H is the first spatial dim (x), W the second (y): frame[c, i, j] = field[traj, t, i, j(, comp)],
     no transpose. `stochlift data export-well` writes our [C, H, W] back as [n, T, x=H, y=W].
-  - periodic: True when every spatial dim has a PERIODIC boundary condition (the U-Net then pads
-    circularly); otherwise zero padding. `WellSource.boundaries` has the per-dim bc types.
+  - periodic: True when both ends of every spatial dim are PERIODIC (the U-Net then pads circularly);
+    otherwise zero padding. An end's condition is read as The Well's loader reads it: a boundary group's
+    bc_type holds at an end of its associated dim where its `mask` is set there (WALL: all of that end;
+    OPEN, PERIODIC: any of it), and an end no group covers is OPEN. `WellSource.boundaries` has the
+    (low, high) types per dim.
   - normalisation: what the model sees is (value - mean) / std per channel, with mean and std of the
     field (per component for vectors and tensors) from stats.yaml, std clipped below at 1e-4 as The Well
     does. No stats.yaml: raw values, with a warning. Samples of a run trained this way are written in
@@ -50,6 +55,7 @@ STD_FLOOR = 1e-4  # The Well's normalisation clips std at this value
 MAX_OPEN = 4  # HDF5 files a reader keeps open at once (per process)
 CHUNK_CACHE_BYTES = 4 << 20  # h5py chunk cache per open file
 NORMALIZATION_FILE = "well_normalization.json"  # in a run trained on The Well's files: what the model saw
+WELL_FIELDS = "well_fields"  # our metadata parameter: the Well fields our channels (and static fields) came from
 
 
 def _text(value: Any) -> str:
@@ -142,13 +148,19 @@ def find_stats(directory: Path) -> Path | None:
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One time-varying field of a Well file and the channels it becomes."""
+    """One field of a Well file and the channels it becomes."""
 
     group: str  # t0_fields, t1_fields or t2_fields
     name: str
     channels: tuple[str, ...]
     sample_varying: bool
     dim_varying: tuple[bool, ...]
+    time_varying: bool = True
+
+    def record(self) -> dict[str, Any]:
+        """What our metadata keeps of it (WELL_FIELDS), for the export to write the field back whole."""
+        return {"group": self.group, "name": self.name, "channels": list(self.channels),
+                "time_varying": self.time_varying}
 
 
 @dataclass
@@ -161,8 +173,8 @@ class WellHeader:
     coords: dict[str, np.ndarray]
     spatial_dims: tuple[str, ...]
     fields: tuple[FieldSpec, ...]
-    static_fields: tuple[str, ...]
-    boundaries: dict[str, tuple[str, ...]]  # spatial dim -> its bc types (upper case)
+    constant_fields: tuple[FieldSpec, ...]  # time_varying=False
+    boundaries: dict[str, tuple[str, str]]  # spatial dim -> bc type at its (low, high) end (upper case)
     dataset_name: str
     problem: str
     parameters: dict[str, Any]
@@ -170,6 +182,10 @@ class WellHeader:
     @property
     def channels(self) -> tuple[str, ...]:
         return tuple(c for spec in self.fields for c in spec.channels)
+
+    @property
+    def static_fields(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.constant_fields)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -200,7 +216,7 @@ def read_header(path: Path) -> WellHeader:
         coords = {d: np.asarray(dims[d][()], dtype=np.float64) for d in spatial}
         coords = {d: c.reshape(-1, c.shape[-1])[0] if c.ndim else c.reshape(1) for d, c in coords.items()}
         sizes = [len(coords[d]) for d in spatial]
-        fields, static, n = [], [], None
+        fields, constant, n = [], [], None
         for order, group_name in enumerate(FIELD_GROUPS):
             group = f.get(group_name)
             if not isinstance(group, h5py.Group):
@@ -210,15 +226,13 @@ def read_header(path: Path) -> WellHeader:
                 if name not in group:
                     raise StochliftError(f"{bad}: {group_name} lists field {name!r} but has no such dataset")
                 ds = group[name]
-                if not bool(ds.attrs.get("time_varying", True)):
-                    static.append(name)
-                    continue
+                time_varying = bool(ds.attrs.get("time_varying", True))
                 sample_varying = bool(ds.attrs.get("sample_varying", True))
                 dim_varying = tuple(bool(v) for v in np.asarray(ds.attrs.get("dim_varying", [True, True])).reshape(-1))
                 if len(dim_varying) != 2:
                     raise StochliftError(f"{bad}: field {name!r} has dim_varying {list(dim_varying)} for 2 spatial dims")
                 suffixes = ["".join(p) for p in itertools.product(spatial, repeat=order)]
-                expected = [len(time), *[s for s, v in zip(sizes, dim_varying) if v], *[2] * order]
+                expected = [len(time)] * time_varying + [s for s, v in zip(sizes, dim_varying) if v] + [2] * order
                 if list(ds.shape[int(sample_varying):]) != expected:
                     want = ", ".join(map(str, ["n_traj"] * sample_varying + expected))
                     raise StochliftError(f"{bad}: field {group_name}/{name} has shape {list(ds.shape)}, expected [{want}]")
@@ -227,16 +241,13 @@ def read_header(path: Path) -> WellHeader:
                         raise StochliftError(f"{bad}: fields hold {n} and {ds.shape[0]} trajectories")
                     n = ds.shape[0]
                 channels = tuple(f"{name}_{s}" if s else name for s in suffixes)
-                fields.append(FieldSpec(group_name, name, channels, sample_varying, dim_varying))
+                spec = FieldSpec(group_name, name, channels, sample_varying, dim_varying, time_varying)
+                (fields if time_varying else constant).append(spec)
         if not fields:
             raise StochliftError(f"{path} has no time-varying fields in t0_fields/t1_fields/t2_fields to train on")
         if n is None:
             n = int(_simple(f.attrs.get("n_trajectories", 1)) or 1)
-        boundaries: dict[str, tuple[str, ...]] = {d: () for d in spatial}
-        for bc in (f["boundary_conditions"].values() if isinstance(f.get("boundary_conditions"), h5py.Group) else []):
-            for d in _names(bc.attrs.get("associated_dims")):
-                if d in boundaries:
-                    boundaries[d] += (_text(bc.attrs.get("bc_type", "")).upper(),)
+        boundaries = read_boundaries(f.get("boundary_conditions"), spatial)
         scalars = f.get("scalars")
         parameters = {}
         for key in _names(f.attrs.get("simulation_parameters")):
@@ -245,10 +256,30 @@ def read_header(path: Path) -> WellHeader:
                 parameters[key] = _simple(raw)
         return WellHeader(
             path=path, n_trajectories=int(n), time=time, coords=coords, spatial_dims=spatial, fields=tuple(fields),
-            static_fields=tuple(static), boundaries=boundaries,
+            constant_fields=tuple(constant), boundaries=boundaries,
             dataset_name=str(_simple(f.attrs.get("dataset_name")) or path.stem),
             problem=str(_simple(f.attrs.get("problem")) or "generic"), parameters=parameters,
         )
+
+
+def read_boundaries(group: Any, spatial: tuple[str, ...]) -> dict[str, tuple[str, str]]:
+    """The bc type at the (low, high) end of each spatial dim, as The Well's own loader reads them
+    (the_well.data.WellDataset._padding_bcs): a group's bc_type holds at an end of each of its associated dims
+    where its mask is set there (for WALL on all of that end, for the others on any of it); an end no group
+    covers is OPEN. A group without a mask covers both ends."""
+    ends = {d: ["OPEN", "OPEN"] for d in spatial}
+    for bc in group.values() if isinstance(group, h5py.Group) else []:
+        kind = _text(bc.attrs.get("bc_type", "")).upper()
+        dims = _names(bc.attrs.get("associated_dims"))
+        mask = np.asarray(bc["mask"][()], dtype=bool) if isinstance(bc.get("mask"), h5py.Dataset) else None
+        reduce = np.all if kind == "WALL" else np.any
+        for axis, d in enumerate(dims):
+            if d not in ends:
+                continue
+            for side, index in enumerate((0, -1)):
+                if mask is None or mask.ndim != len(dims) or reduce(np.take(mask, index, axis=axis)):
+                    ends[d][side] = kind
+    return {d: (low, high) for d, (low, high) in ends.items()}
 
 
 def _check_consistent(headers: list[WellHeader]) -> None:
@@ -303,8 +334,9 @@ class WellSource:
         first = headers[0]
         self.header = first
         self.fields, self.channels, self.static_fields = first.fields, first.channels, first.static_fields
+        self.constant_fields = first.constant_fields
         self.spatial_dims, self.boundaries = first.spatial_dims, first.boundaries
-        self.periodic = all("PERIODIC" in first.boundaries[d] for d in first.spatial_dims)
+        self.periodic = all(first.boundaries[d] == ("PERIODIC", "PERIODIC") for d in first.spatial_dims)
         self.time, self.x, self.y = first.time, first.coords[first.spatial_dims[0]], first.coords[first.spatial_dims[1]]
         self.offsets = np.cumsum([0] + [h.n_trajectories for h in headers])
         self.n_trajectories, self.frames, self.frame_shape = int(self.offsets[-1]), len(first.time), first.shape
@@ -360,22 +392,41 @@ class WellSource:
         f = self._file(file)
         n = len(range(*rows.indices(int(self.offsets[file + 1] - self.offsets[file]))))
         t = len(range(*frames.indices(self.frames)))
-        _, h, w = self.frame_shape
-        parts = []
-        for spec in self.fields:
-            data = np.asarray(f[spec.group][spec.name][(rows, frames) if spec.sample_varying else frames], np.float32)
-            if not spec.sample_varying:
-                data = data[None]
-            for axis, varying in enumerate(spec.dim_varying):
-                if not varying:
-                    data = np.expand_dims(data, 2 + axis)
-            data = np.moveaxis(data.reshape(*data.shape[:4], -1), -1, 2)  # [n, t, k, H, W]
-            parts.append(np.broadcast_to(data, (n, t, len(spec.channels), h, w)))
+        parts = [self._field(f, spec, rows, frames, n, t) for spec in self.fields]
         out = np.concatenate(parts, axis=2)
         if not raw and self.normalized:
             out -= self.mean[:, None, None]
             out /= self.std[:, None, None]
         return out
+
+    def _field(self, f: h5py.File, spec: FieldSpec, rows: slice, frames: slice, n: int, t: int) -> np.ndarray:
+        """One field's rows as [n, t, k, H, W] float32 (a constant field: t = 1), broadcast where it does not vary."""
+        _, h, w = self.frame_shape
+        index = ((rows,) if spec.sample_varying else ()) + ((frames,) if spec.time_varying else ())
+        data = np.asarray(f[spec.group][spec.name][index], np.float32)
+        if not spec.sample_varying:
+            data = data[None]
+        if not spec.time_varying:
+            data = data[:, None]
+        for axis, varying in enumerate(spec.dim_varying):
+            if not varying:
+                data = np.expand_dims(data, 2 + axis)
+        data = np.moveaxis(data.reshape(*data.shape[:4], -1), -1, 2)  # [n, t, k, H, W]
+        return np.broadcast_to(data, (n, t if spec.time_varying else 1, len(spec.channels), h, w))
+
+    def read_constants(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """The constant (time_varying=False) fields of trajectories [start, stop), per channel [n, H, W] float32 in
+        physical units (a vector field gives name_x, name_y; broadcast where the field does not vary)."""
+        out: dict[str, list[np.ndarray]] = {c: [] for spec in self.constant_fields for c in spec.channels}
+        for file in range(len(self.files)):
+            first, last = int(self.offsets[file]), int(self.offsets[file + 1])
+            if max(start, first) < min(stop, last):
+                rows = slice(max(start, first) - first, min(stop, last) - first)
+                for spec in self.constant_fields:
+                    values = self._field(self._file(file), spec, rows, slice(None), rows.stop - rows.start, 1)
+                    for k, channel in enumerate(spec.channels):
+                        out[channel].append(values[:, 0, k])
+        return {c: np.concatenate(v) if v else np.zeros((0, *self.frame_shape[1:]), np.float32) for c, v in out.items()}
 
     def read_rows(self, start: int, stop: int, frames: slice = slice(None), *, raw: bool = False) -> np.ndarray:
         """Trajectories [start, stop) (across files) as [n, t, C, H, W] float32 (normalised unless raw)."""
@@ -448,14 +499,16 @@ class WellSource:
 
     def meta(self) -> TrajectoryMeta:
         """Our metadata for frames of this source (physical units; used to write generated samples)."""
+        fields = [spec.record() for spec in (*self.fields, *self.constant_fields)]
         return TrajectoryMeta(
             dataset_name=self.header.dataset_name, problem=self.header.problem, field_names=self.channels,
-            time=self.time, x=self.x, y=self.y, parameters=dict(self.parameters),
+            time=self.time, x=self.x, y=self.y, parameters={**self.parameters, WELL_FIELDS: fields},
             boundaries=tuple(_bc_type(self.boundaries[d]) for d in self.spatial_dims),
         )
 
 
-def _bc_type(kinds: tuple[str, ...]) -> str:
-    """One dim's boundary condition as our files hold it: PERIODIC if any of its bcs is, else the first known."""
-    known = [k for k in kinds if k in BC_TYPES]
-    return "PERIODIC" if "PERIODIC" in known else known[0] if known else "WALL"
+def _bc_type(ends: tuple[str, str]) -> str:
+    """One dim's boundary condition as our files hold it (one per dim): PERIODIC when both ends are, else WALL
+    when an end is, else OPEN (an unknown type counts as WALL)."""
+    kinds = [k if k in BC_TYPES else "WALL" for k in ends]
+    return "PERIODIC" if kinds == ["PERIODIC", "PERIODIC"] else "WALL" if "WALL" in kinds else "OPEN"

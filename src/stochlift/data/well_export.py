@@ -8,7 +8,10 @@ t0_fields / t1_fields / t2_fields). Our channels become scalar t0_fields, [n_tra
 frame's H axis and y its W axis (see stochlift.data.well: reading them back gives our frames exactly);
 values are written in physical units (stored value * the field's normalization_scale); static
 per-trajectory fields (e.g. the wave speed) become t0_fields with time_varying=False, [n_traj, x, y].
-Numeric parameters go in `simulation_parameters`, as root attributes and as /scalars datasets.
+Channels that came from a Well vector or tensor field (our metadata's `well_fields` record, kept by `data
+import` and by sampling a run trained on The Well) go back whole: `velocity_x`, `velocity_y` as the t1 field
+`velocity` [n_traj, T, x, y, 2], constant ones with time_varying=False. Numeric parameters go in
+`simulation_parameters`, as root attributes and as /scalars datasets of shape () (as The Well writes them).
 
 Our split names map to The Well's: train -> train; valid, val, validation -> valid; test -> test. Any
 other split (e.g. 'generated' in a file of samples) must be mapped explicitly (`--split-map generated=test`).
@@ -20,7 +23,6 @@ std_delta). The whole tree is written in a temporary directory and renamed into 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -31,7 +33,8 @@ import numpy as np
 import yaml
 
 from stochlift.data.h5write import writing
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta
+from stochlift.data.well import WELL_FIELDS, FieldSpec
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_dir, refuse_overwriting_inputs
 from stochlift.progress import tqdm
@@ -40,7 +43,9 @@ WELL_SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
                "test": "test", "testing": "test"}
 BLOCK_BYTES = 64 << 20  # rows of trajectories are read and written in blocks of at most about this size
-_RESERVED = {"dataset_name", "grid_type", "n_spatial_dims", "n_trajectories", "simulation_parameters", "problem"}
+_RESERVED = {"dataset_name", "grid_type", "n_spatial_dims", "n_trajectories", "simulation_parameters", "problem",
+             WELL_FIELDS}
+GROUPS = ("t0_fields", "t1_fields", "t2_fields")
 
 
 class Moments:
@@ -81,6 +86,28 @@ def split_mapping(splits: list[str], given: dict[str, str] | None = None) -> dic
     return {s: given.get(s) or SPLIT_NAMES[s.lower()] for s in splits}
 
 
+def field_layout(meta: TrajectoryMeta, static: list[str]) -> list[FieldSpec]:
+    """The Well fields to write: those of the `well_fields` record whose channels this file has (in order,
+    2^order of them), then every other channel and static field as a scalar t0 field."""
+    used: set[str] = set()
+    layout: list[FieldSpec] = []
+    record = meta.parameters.get(WELL_FIELDS)
+    for entry in record if isinstance(record, list) else []:
+        try:
+            group, name, channels, varying = entry["group"], str(entry["name"]), tuple(entry["channels"]), bool(
+                entry["time_varying"])
+        except (KeyError, TypeError):
+            continue
+        pool = meta.field_names if varying else static
+        if group in GROUPS and len(channels) == 2 ** GROUPS.index(group) and used.isdisjoint(channels) \
+                and all(c in pool for c in channels):
+            layout.append(FieldSpec(group, name, channels, True, (True, True), varying))
+            used.update(channels)
+    layout += [FieldSpec("t0_fields", c, (c,), True, (True, True), True) for c in meta.field_names if c not in used]
+    layout += [FieldSpec("t0_fields", s, (s,), True, (True, True), False) for s in static if s not in used]
+    return layout
+
+
 def _attr(value: Any) -> Any:
     if isinstance(value, (bool, int, float, str, np.integer, np.floating)):
         return value
@@ -90,6 +117,8 @@ def _attr(value: Any) -> Any:
 def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str], moments: dict | None,
                 bar: tqdm) -> None:
     m, n = file.meta, file.splits[split]
+    layout = field_layout(m, static)
+    index = {c: i for i, c in enumerate(m.field_names)}
     h, w = len(m.x), len(m.y)
     scales = np.array([m.field_scales.get(name, 1.0) for name in m.field_names], np.float32)[:, None, None]
     with writing(path) as f:
@@ -102,7 +131,7 @@ def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str],
         scalars = f.create_group("scalars")
         scalars.attrs["field_names"] = np.array(numeric, dtype=h5py.string_dtype())
         for key in numeric:
-            d = scalars.create_dataset(key, data=np.asarray([m.parameters[key]]))
+            d = scalars.create_dataset(key, data=np.asarray(m.parameters[key]))  # shape (): The Well's scalars
             d.attrs.update(sample_varying=False, time_varying=False)
         dims = f.create_group("dimensions")
         dims.attrs["spatial_dims"] = np.array(["x", "y"], dtype=h5py.string_dtype())
@@ -119,34 +148,51 @@ def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str],
             mask[[0, -1]] = True
             g.create_dataset("mask", data=mask)
             g.create_dataset("values", data=np.zeros(int(mask.sum()), dtype=np.float32))
-        groups = {g: f.create_group(g) for g in ("t0_fields", "t1_fields", "t2_fields")}
-        for g in ("t1_fields", "t2_fields"):
-            groups[g].attrs["field_names"] = np.array([], dtype=h5py.string_dtype())
-        t0 = groups["t0_fields"]
-        t0.attrs["field_names"] = np.array([*m.field_names, *static], dtype=h5py.string_dtype())
+        groups = {g: f.create_group(g) for g in GROUPS}
+        for g in GROUPS:
+            names = [spec.name for spec in layout if spec.group == g]
+            groups[g].attrs["field_names"] = np.array(names, dtype=h5py.string_dtype())
         chunk_t = int(np.clip((1 << 20) // (4 * h * w), 1, m.frames))
-        for name in m.field_names:
-            t0.create_dataset(name, (n, m.frames, h, w), "f4", chunks=(1, chunk_t, h, w))
-        for name in static:
-            t0.create_dataset(name, (n, h, w), "f4", chunks=(1, h, w))
-        for name in (*m.field_names, *static):
-            t0[name].attrs.update(dim_varying=np.array([True, True]), sample_varying=True,
-                                  time_varying=name in m.field_names)
+        for spec in layout:
+            components = [2] * GROUPS.index(spec.group)
+            timed = (m.frames,) if spec.time_varying else ()
+            d = groups[spec.group].create_dataset(spec.name, (n, *timed, h, w, *components), "f4",
+                                                  chunks=(1, *(chunk_t,) * len(timed), h, w, *components))
+            d.attrs.update(dim_varying=np.array([True, True]), sample_varying=True, time_varying=spec.time_varying)
         rows = max(1, BLOCK_BYTES // (4 * m.frames * m.channels * h * w))
         for start in range(0, n, rows):
             stop = min(start + rows, n)
             values = file.read(split, slice(start, stop)) * scales  # [rows, T, C, H, W], physical units
-            for c, name in enumerate(m.field_names):
-                t0[name][start:stop] = values[:, :, c]
-            extra = [file.read_static(split, name, slice(start, stop)).astype(np.float32) for name in static]
-            for name, array in zip(static, extra):
-                t0[name][start:stop] = array
+            extra = {name: file.read_static(split, name, slice(start, stop)).astype(np.float32) for name in static}
+            for spec in layout:
+                if spec.time_varying:
+                    part = np.moveaxis(values[:, :, [index[c] for c in spec.channels]], 2, -1)  # [rows, T, H, W, k]
+                else:
+                    part = np.stack([extra[c] for c in spec.channels], axis=-1)  # [rows, H, W, k]
+                shape = groups[spec.group][spec.name].shape[1:]
+                groups[spec.group][spec.name][start:stop] = part.reshape(len(part), *shape)
             if moments is not None:
                 moments["fields"].add(values, 2)
                 moments["delta"].add(np.diff(values, axis=1), 2)
-                for name, array in zip(static, extra):
+                for name, array in extra.items():
                     moments[name].add(array[:, None], 1)
             bar.update(stop - start)
+
+
+def well_stats(layout: list[FieldSpec], channels: list[str], moments: dict[str, Moments]) -> dict[str, dict]:
+    """stats.yaml's mean, std (every field) and mean_delta, std_delta (time-varying ones): a number per scalar
+    field, a list per component for vectors and tensors, as The Well writes them."""
+    stats: dict[str, dict] = {"mean": {}, "std": {}, "mean_delta": {}, "std_delta": {}}
+    for spec in layout:
+        if spec.time_varying:
+            k = [channels.index(c) for c in spec.channels]
+            parts = {"mean": moments["fields"].mean[k], "std": moments["fields"].std[k],
+                     "mean_delta": moments["delta"].mean[k], "std_delta": moments["delta"].std[k]}
+        else:
+            parts = {key: np.array([getattr(moments[c], key)[0] for c in spec.channels]) for key in ("mean", "std")}
+        for key, values in parts.items():
+            stats[key][spec.name] = float(values[0]) if len(spec.channels) == 1 else values.tolist()
+    return stats
 
 
 def export_well(
@@ -189,14 +235,8 @@ def _export(file: TrajectoryFile, src: Path, out: Path, splits: dict[str, str] |
             path = tmp / "data" / target / (f"{stem}_{split}.hdf5" if shared else f"{stem}.hdf5")
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_file(path, file, split, static, moments if split in trained else None, bar)
-        fields = list(file.meta.field_names)
-        stats = {
-            "mean": {**dict(zip(fields, moments["fields"].mean.tolist())), **{n: float(moments[n].mean[0]) for n in static}},
-            "std": {**dict(zip(fields, moments["fields"].std.tolist())), **{n: float(moments[n].std[0]) for n in static}},
-            "mean_delta": dict(zip(fields, moments["delta"].mean.tolist())),
-            "std_delta": dict(zip(fields, moments["delta"].std.tolist())),
-        }
-        if not all(math.isfinite(v) for part in stats.values() for v in part.values()):
+        stats = well_stats(field_layout(file.meta, static), list(file.meta.field_names), moments)
+        if not all(np.isfinite(v).all() for part in stats.values() for v in part.values()):
             raise StochliftError(f"{src}: the statistics are not finite (NaN or Inf in the data?)")
         header = f"# statistics of split(s) {trained} of {src.name}, written by stochlift data export-well\n"
         (tmp / "stats.yaml").write_text(header + yaml.safe_dump(stats, sort_keys=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.generator import Generator
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.pairs import initial_window
+from stochlift.lifting.pretrained import is_pretrained
 from stochlift.lifting.runs import check_run_inputs, load_run, run_files
 from stochlift.problems import constraint_for
 from stochlift.progress import tqdm
@@ -176,7 +178,8 @@ def sample_to_file(
 ) -> Path:
     """Roll a trained run out from initial frames and write the trajectories (split 'generated').
 
-    Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split).
+    Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split; for a
+    shipped model, run_dir "pretrained:NAME", the first frames of its test split that ship with it).
     `options` are the rollout's speed options (device, autocast, ...; default: the CPU, bit-exact).
     A run trained on The Well's files starts from normalised frames and writes physical units (well_sampling).
     The rollout streams to the file `chunk_frames` frames at a time (default: about STREAM_BYTES per batch,
@@ -208,6 +211,11 @@ def sample_to_file(
     rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
     piece = chunk_frames or stream_chunk(rows, source.meta.frame_shape, frames)
     _check_sampling_size(out, trajectories, frames, initial_count, rows, piece, model.window, source.meta)
+    if well is None and initial_split is None and "test" not in source.splits:
+        split = source.default_split()
+        where = getattr(source, "path", "the data")
+        warnings.warn(f"{where} has no test split: rollouts start from its {split!r} split"
+                      + (", the data the model trained on" if split == "train" else ""), stacklevel=2)
     constraint = constraint or config.model.constraint
     projection = constraint_for(constraint, source.meta)
     start = initial_frames(source, trajectories, split=initial_split, frames=initial_count) if well is None else well.frames
@@ -223,7 +231,7 @@ def sample_to_file(
         field_scales=source.meta.field_scales,
         parameters={
             **source.meta.parameters,
-            "sampled_from_run": str(Path(run_dir).resolve()),
+            "sampled_from_run": str(run_dir) if is_pretrained(run_dir) else str(Path(run_dir).resolve()),
             "sampling_seed": seed,
             "sampling_batch_size": batch_size,
             "initial_frames": initial_count,

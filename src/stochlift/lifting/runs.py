@@ -18,6 +18,7 @@ from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, checkpoint_data, load_weights, read_checkpoint
 from stochlift.lifting.fingerprint import check_same_kind, data_identity
 from stochlift.lifting.generator import Generator, build_model
+from stochlift.lifting.pretrained import PretrainedStart, is_pretrained, load_pretrained
 from stochlift.lifting.training import EMA
 
 
@@ -30,8 +31,12 @@ def run_finished(run_dir: str | os.PathLike) -> bool:
     return saved.get("step") == saved.get("steps")
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[Generator, RunConfig, TrajectoryFile | None]:
-    """The trained model of a run directory (EMA weights if the run kept them), its config and its data file."""
+def load_run(run_dir: str | os.PathLike) -> tuple[Generator, RunConfig, TrajectoryFile | PretrainedStart | None]:
+    """The trained model of a run directory (EMA weights if the run kept them), its config and its data file.
+    "pretrained:NAME" loads a shipped model; its data are the first frames of its test split (pretrained.py)."""
+    if is_pretrained(run_dir):
+        pretrained = load_pretrained(str(run_dir))
+        return pretrained.model, pretrained.config, pretrained.start()
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT_NAME).is_file():
         raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); train one with `stochlift train`")
@@ -54,6 +59,9 @@ def run_files(run_dir: str | os.PathLike) -> list[Path]:
 def run_data(run_dir: str | os.PathLike) -> dict:
     """What the run in run_dir recorded about its training data (problem, fields, fingerprint, path); for a
     run from before that was recorded, the problem and fields of its data file if that is still there."""
+    if is_pretrained(run_dir):  # a shipped model: what its data set's metadata says
+        pretrained = load_pretrained(str(run_dir))
+        return data_identity(pretrained.meta, None, path=None, split=pretrained.config.data.split, rows=0)
     recorded = checkpoint_data(Path(run_dir) / CHECKPOINT_NAME)
     if recorded:
         return recorded
@@ -67,4 +75,4 @@ def run_data(run_dir: str | os.PathLike) -> dict:
 def check_run_inputs(run_dir: str | os.PathLike, file: TrajectoryFile, what: str) -> None:
     """Refuse a trajectory file from another problem, or with other fields, than the run trained on, even
     when its frames have the model's shape (a Wave model is not started from Flow or digit frames)."""
-    check_same_kind(run_data(run_dir), file.meta, f"{what} {file.path}")
+    check_same_kind(run_data(run_dir), file.meta, f"{what} {getattr(file, 'path', '(shipped first frames)')}")

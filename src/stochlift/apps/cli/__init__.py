@@ -110,7 +110,9 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 
 
 @cli.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Trained run directory.")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Trained run directory, or pretrained:NAME for a shipped model (wave-quick, flow-quick, "
+                   "digits-quick): no training needed.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HDF5 file of generated trajectories.")
 @click.option("--trajectories", type=int, default=256, show_default=True, callback=positive)
 @click.option("--frames", type=int, callback=positive, help="Frames per trajectory (default: the data's T).")
@@ -306,9 +308,12 @@ def report(run_dir: str, out: str, reference: str | None, generated: str | None,
 @click.option("--best-of", type=int, callback=positive,
               help="Train K seeds (SEED .. SEED + K - 1) side by side and keep the best on the validation split "
                    "(wave and flow).  [default: 1 for wave, 2 for flow]")
+@click.option("--pretrained", is_flag=True,
+              help="Skip training: use the model shipped for the demo (wave, flow, digits; see its model card).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
-def demo(out: str, problem: str, seed: int, best_of: int | None, quiet: bool, overrides: tuple[str, ...]) -> None:
+def demo(out: str, problem: str, seed: int, best_of: int | None, pretrained: bool, quiet: bool,
+         overrides: tuple[str, ...]) -> None:
     """Data, training, sampling, evaluation, pictures and an HTML report in one go, on the quick preset.
 
     About 9 minutes (wave), 11 (flow: two seeds side by side) or 8 (digits) on 2 CPU cores, as measured in
@@ -319,7 +324,8 @@ def demo(out: str, problem: str, seed: int, best_of: int | None, quiet: bool, ov
     """
     from stochlift.apps.demo import run_demo
 
-    result = run_demo(out, problem=problem, seed=seed, overrides=overrides, best_of=best_of, progress=not quiet)
+    result = run_demo(out, problem=problem, seed=seed, overrides=overrides, best_of=best_of, progress=not quiet,
+                      pretrained=pretrained)
     click.echo(result.summary())
 
 

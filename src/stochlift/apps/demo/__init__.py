@@ -7,6 +7,7 @@ interrupted demo continues where it stopped, and re-running it with other argume
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ def run_demo(
     samples: int = DEMO_SAMPLES,
     best_of: int | None = None,
     progress: bool = True,
+    pretrained: bool = False,
 ) -> DemoResult:
     """Run (or continue) the demo `problem` (a demo name: stochlift.problems.demos()) in `out`; returns the
     metrics and the files written.
@@ -48,6 +50,7 @@ def run_demo(
     `overrides` change the training config (e.g. "train.steps=500"); `trajectories`, `frames` and
     `size` shrink the quick data set (for smoke tests). `best_of` K > 1 trains seeds seed .. seed + K - 1
     side by side and keeps the one that scores best on the validation split (default: the demo's).
+    `pretrained` skips training: the model shipped for the demo's preset (stochlift.lifting.pretrained) is used.
     """
     from stochlift.apps.demo.video import run_video_demo
 
@@ -61,10 +64,13 @@ def run_demo(
         choosers = [name for name, (p, _) in known.items() if p.selection_keys]
         raise StochliftError(f"best_of chooses among seeds by the problem's own scores: {' and '.join(choosers)} "
                              f"only, not {problem!r}")
+    if pretrained and (overrides or best_of not in (None, 1)):
+        raise StochliftError("--pretrained uses the shipped model as it was trained; training overrides and "
+                             "--best-of need a demo that trains")
     if spec.video:  # the shipped video benchmarks: their own stages and pictures (apps/demo/video.py)
         return run_video_demo(out, problem=problem, seed=seed, overrides=overrides, trajectories=trajectories,
                               frames=frames, size=size, samples=None if samples == DEMO_SAMPLES else samples,
-                              progress=progress)
+                              progress=progress, pretrained=pretrained)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {
@@ -90,7 +96,9 @@ def run_demo(
                        progress=progress)
     clock.lap("data")
     config.data.path = str(files["data"])
-    if best_of == 1:
+    if pretrained:
+        files["run"] = pretrained_demo_run(spec.config, files["run"], files["data"])
+    elif best_of == 1:
         if not files["samples"].exists():
             train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)
     else:  # the runs go to run/seed<K>; the one chosen on the validation split is sampled below
@@ -107,6 +115,19 @@ def run_demo(
                  metrics=files["metrics"], seed=seed, progress=progress)
     clock.lap("report")
     return DemoResult(out=out, metrics=report, files={k: v for k, v in files.items() if k != "run"}, seconds=clock.seconds)
+
+
+def pretrained_demo_run(name: str, run: Path, data: Path) -> Path:
+    """The shipped model `name` unpacked as the demo's run on its data (once; a run trained here is refused)."""
+    from stochlift.lifting.pretrained import pretrained_names, unpack_pretrained
+
+    if name not in pretrained_names():
+        raise StochliftError(f"no pretrained model for this demo (preset {name}); shipped: {pretrained_names()}")
+    log = run / "train_log.json"
+    unpacked = json.loads(log.read_text()).get("pretrained") if log.is_file() else None
+    if (run / CHECKPOINT_NAME).exists() and unpacked != name:
+        raise StochliftError(f"{run.parent} holds a demo trained there; choose another --out for --pretrained")
+    return unpack_pretrained(name, run, data)
 
 
 def _draw(files: dict[str, Path], problem: Problem, metrics: Any, report: dict[str, Any]) -> None:

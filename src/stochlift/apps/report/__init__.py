@@ -61,8 +61,8 @@ from stochlift.apps.report.statistics import (
 from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
-from stochlift.evaluation.forecast import forecast_scores
 from stochlift.evaluation.evaluate import check_comparable
+from stochlift.evaluation.forecast import forecast_scores
 from stochlift.io import atomic_path, refuse_overwriting_inputs
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
@@ -367,7 +367,7 @@ def build_report(
             metrics_section(scored, forecast, _sizes(scored, ref, ref_split, gen, gen_split, forecast)),
             training_section(log),
             glossary_section(),
-            config_section(run_dir, metrics_file, metrics_path.name if metrics_path is not None else ""),
+            config_section(config, metrics_file, metrics_path.name if metrics_path is not None else ""),
         ]
         meta_line = _meta_line(run_dir, config, log, ref, ref_split, gen.splits[gen_split], generated_note)
         document = page(f"stochlift report: {_run_label(run_dir)}", meta_line, headline_card(problem, scored, notes),

@@ -34,6 +34,7 @@ from stochlift.apps.report.glossary import TERMS, glossary_anchor, meaning
 from stochlift.apps.report.headline import Scored, problem_rows
 from stochlift.apps.report.html import Markup, Section, details, esc, figure, fmt, note, table, video_figure
 from stochlift.apps.report.statistics import EnsembleSummary
+from stochlift.config import RunConfig, config_yaml
 from stochlift.metrics.distribution import EnsembleScores
 from stochlift.problems import Problem, QuantityView
 
@@ -331,11 +332,12 @@ def shorten_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub(r"\1", text)
 
 
-def config_section(run_dir: Path, metrics_file: dict[str, Any] | None, metrics_name: str) -> Section:
-    """The run's config and the metrics file as written (absolute paths cut to file names), both collapsed:
-    rarely needed, always at hand."""
-    config = shorten_paths((run_dir / "config.yaml").read_text())
-    body = details("config.yaml of the run (click to open; paths shortened to file names)", f"<pre>{esc(config)}</pre>")
+def config_section(config: RunConfig, metrics_file: dict[str, Any] | None, metrics_name: str) -> Section:
+    """The config the model was built from (its checkpoint's: config.yaml may have been edited since) and the
+    metrics file as written (absolute paths cut to file names), both collapsed: rarely needed, always at hand."""
+    text = shorten_paths(config_yaml(config))
+    body = details("config.yaml of the run, as its checkpoint records it (click to open; paths shortened to file "
+                   "names)", f"<pre>{esc(text)}</pre>")
     if metrics_file is not None:
         written = shorten_paths(json.dumps(metrics_file, indent=1, default=str))
         body += details(f"{metrics_name} as written (click to open; the numbers above are computed afresh)",
