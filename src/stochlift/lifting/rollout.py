@@ -33,8 +33,10 @@ def rollout_batches(
     device: str | torch.device | None = None,
     autocast: str | None = None,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     cuda_graph: bool = False,
+    labels: str = "host",
+    cudnn_benchmark: bool = False,
     constraint: nn.Module | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first row, trajectories [b, frames, *frame]) batch by batch, so callers can stream to disk.
@@ -44,7 +46,8 @@ def rollout_batches(
     results depend on the seed and the batch size only (and, off the defaults, on the device's arithmetic).
 
     The speed options are those of `stochlift.lifting.fast` (device None: where the model is; "auto": CUDA
-    when available; autocast "bf16"/"fp16" and cuda_graph on GPUs only; channels_last; compile).
+    when available; autocast "bf16"/"fp16", cuda_graph and cudnn_benchmark on GPUs only; channels_last;
+    compile; labels "device": labels drawn on the device from the stream (seed, b) instead of on the CPU).
     batch_size "auto" fills the GPU (largest batch whose step fits in memory) or is 256 on the CPU; since
     the batch size picks the label streams, pass a number where samples must be reproducible across machines.
     With the default options the samples are bit-identical to the plain one-call-per-frame loop.
@@ -52,7 +55,7 @@ def rollout_batches(
     Memory grows with batch x frames; `rollout_chunks` streams long rollouts in bounded memory.
     """
     options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
-                          cuda_graph=cuda_graph)
+                          cuda_graph=cuda_graph, labels=labels, cudnn_benchmark=cudnn_benchmark)
     for start, _, out in _rollout(model, initial, frames, None, seed, batch_size, progress, options, constraint):
         yield start, out
 
@@ -68,6 +71,7 @@ def rollout_chunks(
     batch_size: int | str = 256,
     progress: bool = False,
     constraint: nn.Module | None = None,
+    batches: range | None = None,
     **speed,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (first row, first frame, frames [b, t <= chunk_frames, *frame]): `rollout_batches` cut in time.
@@ -75,19 +79,30 @@ def rollout_chunks(
     Each batch's rollout is handed out `chunk_frames` frames at a time (the first chunk starts with the given
     frames), so memory is bounded by batch x chunk_frames whatever the rollout's length. The samples are
     bit-identical to rollout_batches' for the same seed, batch size and options (same label streams, same
-    steps). `speed` takes rollout_batches' options (device, autocast, channels_last, compile, cuda_graph).
+    steps). `speed` takes rollout_batches' options (device, autocast, channels_last, compile, cuda_graph,
+    labels, cudnn_benchmark). `batches` (a range of batch indices; default all) rolls out only those
+    batches, each with the label stream it has in the whole rollout: processes can share a rollout batch by
+    batch and together give the one-process samples (stochlift.lifting.distributed.batch_shard).
+
+    On a GPU the chunks are handed out one behind: chunk c is yielded once chunk c + 1 is queued, so the
+    GPU computes while the caller writes (frames reach pinned host memory by asynchronous copies).
     """
     if not isinstance(chunk_frames, int) or isinstance(chunk_frames, bool) or chunk_frames < 1:
         raise StochliftError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
     yield from _rollout(model, initial, frames, chunk_frames, seed, batch_size, progress, FastOptions(**speed),
-                        constraint)
+                        constraint, batches)
 
 
 def _rollout(
     model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
     batch_size: int | str, progress: bool, options: FastOptions, constraint: nn.Module | None,
+    batches: range | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None."""
+    """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None.
+
+    Per frame the host draws the labels (or the stepper does, labels="device") and queues one step and one
+    asynchronous copy; it waits for the GPU only when it hands a chunk out, one chunk behind on CUDA.
+    """
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
     n, k = initial.shape[:2]
     if frames <= k:
@@ -97,12 +112,20 @@ def _rollout(
         batch_size = engine.auto_batch_size(limit=n)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise StochliftError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+    starts = range(0, n, batch_size)
+    chosen = range(len(starts)) if batches is None else batches
     chunk = frames if chunk_frames is None else min(chunk_frames, frames)
-    bar = tqdm(total=n * (frames - k), desc="sample", unit="frame", disable=not progress)
-    for b, start in enumerate(range(0, n, batch_size)):
+    rows = sum(min(batch_size, n - starts[b]) for b in chosen)
+    bar = tqdm(total=rows * (frames - k), desc="sample", unit="frame", disable=not progress)
+    lagged = engine.device.type == "cuda"  # on the CPU every step is done once queued: nothing to overlap
+    pending = None
+    for b in chosen:
+        start = starts[b]
         given = initial[start : start + batch_size]
-        generator = torch.Generator().manual_seed(stream_seed(seed, "rollout", b))
+        label_seed = stream_seed(seed, "rollout", b)
+        generator = None if engine.draws_labels else torch.Generator().manual_seed(label_seed)
         stepper = engine.stepper(len(given))
+        stepper.reseed(label_seed)
         stepper.load(initial_window(given, model.window, getattr(model, "history_padding", "repeat")))
         for first in range(0, frames, chunk):
             out = engine.output(len(given), min(chunk, frames - first))
@@ -110,11 +133,20 @@ def _rollout(
                 if t < k:
                     out[:, t - first] = given[:, t]
                     continue
-                xi = torch.randn(len(given), *model.noise_shape, generator=generator) if model.noise_shape else None
+                xi = None
+                if generator is not None and model.noise_shape:
+                    xi = torch.randn(len(given), *model.noise_shape, generator=generator)
                 out[:, t - first].copy_(stepper.step(xi), non_blocking=True)
                 bar.update(len(given))
-            engine.synchronize()
-            yield start, first, out.numpy()
+            piece = (start, first, out, engine.mark())
+            if not lagged:
+                yield engine.collect(*piece)
+                continue
+            if pending is not None:
+                yield engine.collect(*pending)
+            pending = piece
+    if pending is not None:
+        yield engine.collect(*pending)
     bar.close()
 
 
