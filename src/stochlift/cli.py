@@ -89,7 +89,8 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 
 
 @cli.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="Trained run directory.")
+@click.option("--run", "--run-dir", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Trained run directory (spell it --run-dir under torchrun, whose own --run-path takes --run).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HDF5 file of generated trajectories.")
 @click.option("--trajectories", type=int, default=256, show_default=True, callback=positive)
 @click.option("--frames", type=int, callback=positive, help="Frames per trajectory (default: the data's T).")
@@ -107,28 +108,35 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout (faster on most CPUs and GPUs).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster steps).")
 @click.option("--cuda-graph", is_flag=True, help="Capture the one-step update as a CUDA graph (GPU).")
+@click.option("--labels", type=click.Choice(["host", "device"]), default="host", show_default=True,
+              help="Where each frame's labels are drawn: host (the CPU: the same samples on every device) or "
+                   "device (on the GPU, inside the CUDA graph: faster, other samples of the same distribution).")
+@click.option("--cudnn-benchmark", is_flag=True, help="Let cuDNN pick the fastest convolution algorithms (GPU).")
 @click.option("--constraint", type=click.Choice(CONSTRAINTS),
               help="Project each generated frame onto physics the data obey exactly (water_balance: Flow's "
                    "wells); default: the run's model.constraint.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initial: str | None,
            initial_split: str | None, initial_frames: int, seed: int, batch_size: int, device: str,
-           autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool, constraint: str | None,
-           quiet: bool) -> None:
+           autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool, labels: str,
+           cudnn_benchmark: bool, constraint: str | None, quiet: bool) -> None:
     """Generate trajectories, one network call per frame with a fresh label each (Algorithm 2).
 
-    The speed options other than --device change the samples by float rounding only; without them the
-    samples on the CPU are bit-identical to the plain loop.
+    The speed options other than --device and --labels change the samples by float rounding only; without
+    them the samples on the CPU are bit-identical to the plain loop. On several GPUs (or CPU processes),
+    `torchrun --nproc_per_node K -m stochlift.cli sample --run-dir RUN ...` shares the batches out and
+    writes the same one file as one process would (same --seed and --batch-size).
     """
     from stochlift.lifting.fast import FastOptions
     from stochlift.lifting.rollout import sample_to_file
 
     options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile_,
-                          cuda_graph=cuda_graph)
+                          cuda_graph=cuda_graph, labels=labels, cudnn_benchmark=cudnn_benchmark)
     path = sample_to_file(run_dir, out, trajectories=trajectories, frames=frames, initial=initial,
                           initial_split=initial_split, initial_count=initial_frames, seed=seed,
                           batch_size=batch_size, progress=not quiet, options=options, constraint=constraint)
-    click.echo(f"wrote {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

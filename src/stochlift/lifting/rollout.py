@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+from stochlift.lifting import distributed
 from stochlift.lifting.constraints import constraint_for
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.labels import stream_seed
@@ -200,6 +201,12 @@ def sample_to_file(
     "uint8"; default: the initial frames' file's, so video stays uint8, its values clipped to [0, 1]).
     `constraint` names the projection of each generated frame (stochlift.lifting.constraints; default: the
     run's model.constraint, "none" to switch it off), built from the initial frames' file's metadata.
+
+    Launched by torchrun (`torchrun --nproc_per_node K -m stochlift.cli sample ...`), each process rolls out
+    a contiguous block of whole batches (each with its label stream) on its own GPU (or CPU) into a hidden
+    part file beside `out`, and rank 0 merges the parts into `out`: the file equals the one-process file
+    for the same seed and batch size, up to the devices' arithmetic (on CPUs with the same thread count, bit
+    for bit), and appears only when every rank has finished. Several nodes need `out`'s folder shared.
     """
     from stochlift.lifting.well_sampling import well_start
 
@@ -237,20 +244,72 @@ def sample_to_file(
         },
         dtype=dtype or source.meta.dtype,
     )
-    with TrajectoryWriter(out, meta, {"generated": trajectories}) as writer:
-        speed = vars(options) if options is not None else {}
-        rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
-        chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
-        for row, first, batch in rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed,
-                                                batch_size=batch_size, progress=progress, constraint=projection,
-                                                **speed):
-            if not np.isfinite(batch).all():
-                raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
-            batch = batch if well is None else well.denormalize(batch)
-            if meta.dtype == "uint8":
-                batch = np.clip(batch, 0.0, 1.0)
-            writer.write("generated", row, {name: batch[:, :, c] for c, name in enumerate(meta.field_names)},
-                         frame_start=first)
+    options = options or FastOptions()
+    ctx = distributed.setup(options.device or "cpu")  # alone unless launched by torchrun
+    batch_rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": <= all
+
+    def write(path: str | os.PathLike, speed: dict, batches: range | None, first_row: int, rows: int) -> None:
+        with TrajectoryWriter(path, meta, {"generated": rows}) as writer:
+            chunk = chunk_frames or stream_chunk(batch_rows, meta.frame_shape, frames, writer.time_chunk)
+            pieces = rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed, batch_size=batch_size,
+                                    progress=progress and ctx.is_main, constraint=projection, batches=batches,
+                                    **speed)
+            for row, first, batch in pieces:
+                if not np.isfinite(batch).all():
+                    raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
+                batch = batch if well is None else well.denormalize(batch)
+                if meta.dtype == "uint8":
+                    batch = np.clip(batch, 0.0, 1.0)
+                writer.write("generated", row - first_row,
+                             {name: batch[:, :, c] for c, name in enumerate(meta.field_names)}, frame_start=first)
+
+    if ctx.world_size == 1:
+        write(out, vars(options), None, 0, trajectories)
+        return Path(out)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool):
+        raise StochliftError("sampling with several processes needs a fixed batch size (it picks the label streams)")
+    speed = {**vars(options), "device": str(ctx.device)}  # under torchrun: this rank's GPU (or the CPU)
+    shards = [distributed.batch_shard(trajectories, batch_size, rank, ctx.world_size) for rank in range(ctx.world_size)]
+    bounds = [(min(b.start * batch_size, trajectories), min(b.stop * batch_size, trajectories)) for b in shards]
+    parts = [(part_path(out, rank, ctx.world_size), end - first) for rank, (first, end) in enumerate(bounds)]
+    mine, (first_row, _) = parts[ctx.rank], bounds[ctx.rank]
+    try:
+        distributed.agree(ctx, lambda: write(mine[0], speed, shards[ctx.rank], first_row, mine[1]) if mine[1] else None)
+        distributed.agree(ctx, lambda: merge_parts(out, meta, parts, batch_rows, chunk_frames) if ctx.is_main else None)
+    finally:
+        mine[0].unlink(missing_ok=True)
+    return Path(out)
+
+
+def part_path(out: str | os.PathLike, rank: int, world_size: int) -> Path:
+    """Where rank `rank` of a sharded sample_to_file leaves its rows (hidden, beside the output)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.part{rank}-of-{world_size}")
+
+
+def merge_parts(out: str | os.PathLike, meta: TrajectoryMeta, parts: list[tuple[Path, int]], batch_size: int,
+                chunk_frames: int | None = None) -> Path:
+    """Concatenate part files (path, rows; split 'generated'; a part of 0 rows has no file) in order into one
+    trajectory file, piece by piece (bounded memory), stored values copied as they are. A missing or
+    wrong-sized part is an error, and the output appears only complete (TrajectoryWriter)."""
+    for path, rows in parts:
+        if rows and not path.is_file():
+            raise StochliftError(f"part file {path} is missing (with several nodes, the output folder must be shared)")
+        if rows and TrajectoryFile(path).splits.get("generated") != rows:
+            raise StochliftError(f"part file {path} does not hold the {rows} rows expected")
+    with TrajectoryWriter(out, meta, {"generated": sum(rows for _, rows in parts)}) as writer:
+        chunk = chunk_frames or stream_chunk(batch_size, meta.frame_shape, meta.frames, writer.time_chunk)
+        row = 0
+        for path, n in parts:
+            if not n:
+                continue
+            with TrajectoryFile(path) as part:
+                for r in range(0, n, batch_size):
+                    for t in range(0, meta.frames, chunk):
+                        values = part.read("generated", slice(r, min(r + batch_size, n)), slice(t, t + chunk), raw=True)
+                        writer.write("generated", row + r,
+                                     {name: values[:, :, c] for c, name in enumerate(meta.field_names)}, frame_start=t)
+            row += n
     return Path(out)
 
 
