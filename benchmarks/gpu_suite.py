@@ -1,6 +1,7 @@
 """The paper's speed on one GPU, in one resumable command with its own time budget.
 
-    python benchmarks/gpu_suite.py [--budget 480] [--out benchmarks/results] [--only 'paper-128/*'] [--smoke]
+    python benchmarks/gpu_suite.py [--budget 480] [--out benchmarks/results] [--only 'paper-128/*'] [--profile]
+                                   [--smoke]
 
 Writes OUT/speed_gpu.{json,md} (GPU, driver, torch, date, command) from OUT/speed_gpu.jsonl, where every
 measurement is appended as it finishes. A rerun skips finished items (done, or failed: e.g. out of memory;
@@ -8,23 +9,27 @@ measurement is appended as it finishes. A rerun skips finished items (done, or f
 waiting on another. Before each item the suite compares its estimate with the time left and skips what
 would not fit (saying so); at the deadline it stops the running item (SIGALRM) and still writes the report.
 
-Items, in order (cheap and essential first, torch.compile last):
-    env, matmul/{bf16,tf32,fp32}   the machine; dense rates (torch.mm and a 1x1 convolution, the better)
-    P/batch                        P = paper-128, paper-480: the "all" variant at a few batches (up to the
-                                   largest that fits in fp32); the best per-video time picks THE batch
-    P/<variant>                    at that batch: seconds per step (steady state, median of 3 passes),
-                                   per video = s/step x frames / batch, the fraction of the dense rate of
-                                   the variant's dtype (bf16, or TF32: cuDNN's fp32 convolutions) and of
-                                   bf16's, peak memory, the first call's time (capture, compilation)
-    P/ardm                         ARDM with S = 40 at the same batch and options ("all"): S calls per frame
-    P/profile                      torch.profiler of the step, with and without its CUDA graph
+Items (`items()` gives the order: what the goals need first, torch.compile and single options later):
+    env, matmul/{bf16,tf32,fp32}   the machine; dense rates (the better of torch.mm and a 1x1 convolution)
+    P/flops, P/batch               P = paper-128, paper-480: FLOPs per frame; the "all" variant at a few
+                                   batches (up to the largest whose fp32 step fits): the best per-video time
+                                   picks THE batch, at which every variant of P is then measured
+    P/<variant>                    seconds per step (steady state: median of 3 passes of ~0.5 s), per
+                                   video = s/step x frames / batch, the fraction of the dense rate of the
+                                   variant's dtype (bf16, or TF32: cuDNN's fp32 convolutions) and of bf16's,
+                                   peak memory, the first call's time (graph capture, compilation)
+    P/ardm                         ARDM with S = 40 at the same batch, options "all" without the CUDA graph
+                                   (its noises drawn on the device), against SL's "all-nograph"
+    paper-128/profile              torch.profiler of the step, with and without its CUDA graph (summary
+                                   in the results; Chrome traces beside them)
     train/paper-128/<variant>      training pairs/s of the Medium U-Net at 128x128: fp32 AdamW; bf16 +
                                    channels_last + fused AdamW; the same with torch.compile
-    P/full                         the real sampling loop (rollout_chunks: labels, asynchronous copies to
-                                   pinned host memory) over all frames at the best batch, the "all" options
-Variants: each option alone (bf16 autocast, channels_last, CUDA graph, device labels, cuDNN benchmark,
-compile), "all" of the eager ones together, and "all" + compile modes (default, max-autotune without
-inductor's graphs, reduce-overhead in place of our graph).
+    P/full                         the sampling API end to end (rollout_chunks: engine set-up, labels,
+                                   asynchronous copies to pinned host memory) over all frames at the batch
+Variants: "all" (bf16 autocast, channels_last, CUDA graph, device labels, cuDNN benchmark), "all-nograph",
+each option alone, "fp32" (none; cuDNN still uses TF32), and torch.compile: "all+compile" (default mode,
+inside our graph), "compile" alone, "all+max-autotune" (no inductor graphs, inside ours),
+"all+reduce-overhead" (inductor's graphs in place of ours).
 
 --smoke runs the same code on the CPU at tiny shapes in seconds (options that need CUDA are reported as
 skipped; compile too, unless --with-compile) and writes speed_gpu_smoke.* instead.
@@ -50,12 +55,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from stochlift.bench import (PRESETS, PeakMemory, ardm_model, count_flops, machine, matmul_rates, model_config,
+from stochlift.bench import (PeakMemory, ardm_model, count_flops, machine, matmul_rates, model_config,
                              release_memory, time_rollout, time_steps, time_training)
 from stochlift.bench_profile import format_profile, profile_steps
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path, write_json
-from stochlift.lifting.fast import FastOptions, FastRollout, largest_batch, resolve_device
+from stochlift.lifting.fast import FastOptions, FastRollout, resolve_device
 from stochlift.lifting.model import build_model
 from stochlift.lifting.rollout import rollout_chunks, stream_chunk
 
@@ -197,7 +202,7 @@ def item_batch(s: Suite, preset: str) -> dict:
         candidates, cap = [spec.cpu_batch], None
     else:
         fp32 = FastRollout(s.model(preset), shape, FastOptions(device=str(s.device)))
-        cap = largest_batch(fp32._probe)
+        cap = fp32.auto_batch_size()
         del fp32
         release_memory(s.device)
         candidates = [b for b in BATCHES[preset] if b <= cap] or [cap]
@@ -206,7 +211,7 @@ def item_batch(s: Suite, preset: str) -> dict:
     sweep = []
     for b in candidates:
         sweep.append(measure(s, preset, variant, b, engine))
-        engine._steppers.pop(b, None)  # free its graph's memory pool before the next batch
+        engine.release(b)  # its graph's memory pool goes before the next batch's is made
         release_memory(s.device)
         print(f"    batch {b}: {sweep[-1]['seconds_per_video']:.4g} s/video", flush=True)
     best = min(sweep, key=lambda r: r["seconds_per_video"])
@@ -241,17 +246,19 @@ def item_profile(s: Suite, preset: str) -> dict:
     cfg, _, _ = s.config(preset)
     variants = {"graph": VARIANTS["all"], "eager": {**VARIANTS["all"], "cuda_graph": False}} \
         if s.device.type == "cuda" else {"eager": {}}
-    found = {}
-    for label, variant in variants.items():
+    def profiled(label: str, variant: dict) -> dict:
         engine = FastRollout(s.model(preset), tuple(cfg.frame_shape), s.options(variant))
         stepper = engine.stepper(batch)
         stepper.load(torch.randn(batch, engine.window, *engine.frame_shape, device=s.device))
         stepper.reseed(0)
         xi = None if engine.draws_labels else torch.randn(batch, *engine.noise_shape)
         trace = s.out / f"profile_{preset}_{label}.json.gz" if preset == "paper-128" and not s.smoke else None
-        found[label] = profile_steps(lambda: stepper.step(xi), 3 if s.smoke else 5, s.device, trace=trace)
-        del engine, stepper
-        release_memory(s.device)
+        return profile_steps(lambda: stepper.step(xi), 3 if s.smoke else 5, s.device, trace=trace)
+
+    found = {}
+    for label, variant in variants.items():
+        found[label] = profiled(label, variant)
+        release_memory(s.device)  # the engine (and its graph's memory pool) went with profiled()
     return {"batch": batch, **found}
 
 
@@ -613,6 +620,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--budget", type=float, help="Seconds this call may take (default 480; --smoke 120).")
     parser.add_argument("--out", type=Path, default=RESULTS, help="Folder of the JSONL, JSON, MD and traces.")
     parser.add_argument("--only", action="append", help="Run only items matching this pattern (fnmatch; repeatable).")
+    parser.add_argument("--profile", action="store_true",
+                        help="Only the profiles (and the batch sweeps they need): --only env --only '*/flops' "
+                             "--only '*/batch' --only '*/profile'.")
     parser.add_argument("--smoke", action="store_true", help="Tiny shapes on the CPU, in seconds (a test).")
     parser.add_argument("--with-compile", action="store_true", help="With --smoke: run the torch.compile items too.")
     parser.add_argument("--retry-failed", action="store_true", help="Run failed items again.")
@@ -637,7 +647,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     command = " ".join(["python", *([Path(sys.argv[0]).name] if argv is None else ["gpu_suite.py"]),
                         *(sys.argv[1:] if argv is None else argv)])
     call = {"name": "#call", "date": _now(), "command": command, "budget_s": budget, "load_before": os.getloadavg()}
-    chosen = [item for item in items() if not args.only or any(fnmatch.fnmatch(item.name, pat) for pat in args.only)]
+    patterns = (args.only or []) + (["env", "*/flops", "*/batch", "*/profile"] if args.profile else [])
+    chosen = [item for item in items() if not patterns or any(fnmatch.fnmatch(item.name, pat) for pat in patterns)]
     print(f"gpu_suite: {len(chosen)} items on {header['device']}, budget {budget:.0f} s; results in {log}", flush=True)
     began = time.monotonic()
     run(suite, chosen, budget, args.retry_failed, log)

@@ -108,3 +108,25 @@ def test_a_log_of_another_kind_of_run_is_refused(suite, tmp_path: Path) -> None:
     (tmp_path / "speed_gpu_smoke.jsonl").write_text(json.dumps({"name": "#header", "mode": "full", "device": "H200"}) + "\n")
     with pytest.raises(StochliftError, match="another kind of run"):
         suite.main(["--smoke", "--out", str(tmp_path)])
+
+
+def test_a_device_timeline_gives_busy_time_gaps_syncs_and_launches() -> None:
+    """The GPU half of the profile summary, on a hand-made trace (times in µs, as torch writes them): two
+    steps, each a launch, two kernels 10 µs apart and a sync; 20 µs of the 70 µs span are idle."""
+    from stochlift.bench_profile import device_timeline, runtime_calls
+
+    events = []
+    for start in (0.0, 40.0):
+        events += [{"ph": "X", "cat": "kernel", "name": "conv", "ts": start, "dur": 10.0},
+                   {"ph": "X", "cat": "kernel", "name": "gelu", "ts": start + 20.0, "dur": 5.0},
+                   {"ph": "X", "cat": "gpu_memcpy", "name": "Memcpy DtoH", "ts": start + 24.0, "dur": 6.0},
+                   {"ph": "X", "cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": start, "dur": 3.0},
+                   {"ph": "X", "cat": "cuda_runtime", "name": "cudaStreamSynchronize", "ts": start + 25.0, "dur": 5.0}]
+    timeline = device_timeline(events, steps=2)
+    device = timeline["device"]
+    assert device["busy_ms_per_step"] == pytest.approx(0.020) and device["idle_ms_per_step"] == pytest.approx(0.015)
+    assert device["busy_fraction"] == pytest.approx(40 / 70) and device["gaps_per_step"] == pytest.approx(1.5)
+    assert device["largest_gaps_us"] == [10.0, 10.0, 10.0]
+    assert [k["name"] for k in timeline["kernels"]] == ["conv", "Memcpy DtoH", "gelu"]
+    calls = runtime_calls(events, steps=2)
+    assert calls["launches_per_step"] == 1 and calls["syncs"]["cudaStreamSynchronize"]["per_step"] == 1

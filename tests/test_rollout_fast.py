@@ -268,3 +268,8 @@ def test_lagged_chunks_on_cuda_equal_the_whole_rollout() -> None:
     for row, frame, out in rollout_chunks(model, start, 7, chunk_frames=3, seed=3, batch_size=2, device="cuda",
                                           cuda_graph=True):
         np.testing.assert_allclose(out, whole[row : row + len(out), frame : frame + out.shape[1]], atol=1e-6, rtol=0)
+
+
+def test_batches_outside_the_rollout_are_refused() -> None:
+    with pytest.raises(StochliftError, match="outside the 3 batches"):
+        list(rollout_chunks(unet(), initial(n=5), 4, batch_size=2, batches=range(2, 4)))

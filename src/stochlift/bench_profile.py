@@ -41,23 +41,27 @@ def _sync(device: torch.device) -> None:
 
 
 def profile_steps(step: Callable[[], Any], steps: int, device: torch.device, *, warmup: int = 2, top: int = 12,
-                  trace: str | Path | None = None) -> dict[str, Any]:
+                  trace: str | Path | None = None, with_flops: bool = False) -> dict[str, Any]:
     """Profile `steps` calls of `step` (after `warmup` unprofiled ones) and summarise them (module
-    docstring); `trace` also keeps the Chrome trace (gzip-compressed JSON, for chrome://tracing or Perfetto)."""
+    docstring; also every op's self time and, `with_flops`, the FLOPs of the ops that have a formula);
+    `trace` also keeps the Chrome trace (gzip-compressed JSON, for chrome://tracing or Perfetto)."""
     with torch.inference_mode():
         for _ in range(warmup):
             step()
         _sync(device)
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-        with profile(activities=activities) as prof:
+        with profile(activities=activities, with_flops=with_flops) as prof:
             began = time.perf_counter()
             for _ in range(steps):
                 step()
             _sync(device)
             wall = time.perf_counter() - began
     events = _trace_events(prof, trace)
+    averages = prof.key_averages()
     summary: dict[str, Any] = {"steps": steps, "ms_per_step_profiled": 1e3 * wall / steps,
-                               "ops": top_ops(prof, steps, top)}
+                               "ops": top_ops(prof, steps, top),
+                               "self_ms_per_step": {e.key: e.self_cpu_time_total / 1e3 / steps for e in averages},
+                               "flops_per_step": {e.key: e.flops / steps for e in averages if e.flops}}
     if device.type == "cuda":
         summary.update(device_timeline(events, steps, top))
     summary.update(runtime_calls(events, steps))

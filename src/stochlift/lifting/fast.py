@@ -29,9 +29,9 @@ Options (all off by default where they could change results):
                   algorithm, hence the rounding, may differ from run to run)
 With the defaults, samples on the CPU are bit-identical to the straightforward loop.
 
-Host labels on a GPU go through a ring of pinned staging buffers: a copy from pageable memory would make
-the CPU wait for the GPU at every frame; from pinned memory it is asynchronous, and the CPU only waits
-before reusing a slot whose copy is still queued.
+Host labels on a GPU go through a ring of pinned staging buffers: a copy from pageable memory may make the
+CPU wait for the GPU at every frame (CUDA may synchronise to stage pageable memory); from pinned memory it
+is asynchronous, and the CPU only waits before reusing a slot whose copy is still queued.
 """
 
 from __future__ import annotations
@@ -145,8 +145,8 @@ def cudnn_benchmark(enabled: bool):
 class _PinnedStaging:
     """A ring of pinned host buffers that host labels pass through on their way to the GPU.
 
-    From pageable memory, an H2D copy makes the CPU wait until the GPU has caught up, at every frame; from
-    pinned memory it is queued and the CPU moves on. A slot is refilled only after its previous copy ran
+    From pageable memory, an H2D copy may make the CPU wait until the GPU has caught up, at every frame;
+    from pinned memory it is queued and the CPU moves on. A slot is refilled only after its previous copy ran
     (its event), so the CPU can run up to len(ring) frames ahead of the GPU.
     """
 
@@ -302,6 +302,10 @@ class FastRollout:
         if batch not in self._steppers:
             self._steppers[batch] = self._new_stepper(batch, cuda_graph=self.options.cuda_graph)
         return self._steppers[batch]
+
+    def release(self, batch: int) -> None:
+        """Forget the stepper of a batch size (its buffers and CUDA graph, with the graph's memory pool)."""
+        self._steppers.pop(batch, None)
 
     def _new_stepper(self, batch: int, cuda_graph: bool) -> Stepper:
         o = self.options

@@ -115,6 +115,8 @@ def _rollout(
         raise StochliftError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
     starts = range(0, n, batch_size)
     chosen = range(len(starts)) if batches is None else batches
+    if any(not 0 <= b < len(starts) for b in chosen):
+        raise StochliftError(f"batches {chosen} outside the {len(starts)} batches of {n} rows at batch size {batch_size}")
     chunk = frames if chunk_frames is None else min(chunk_frames, frames)
     rows = sum(min(batch_size, n - starts[b]) for b in chosen)
     bar = tqdm(total=rows * (frames - k), desc="sample", unit="frame", disable=not progress)
