@@ -208,14 +208,21 @@ def item_batch(s: Suite, preset: str) -> dict:
         candidates = [b for b in BATCHES[preset] if b <= cap] or [cap]
     variant = VARIANTS["all"] if s.device.type == "cuda" else {}
     engine = FastRollout(s.model(preset), shape, s.options(variant))
-    sweep = []
+    sweep, stopped = [], None
     for b in candidates:
-        sweep.append(measure(s, preset, variant, b, engine))
-        engine.release(b)  # its graph's memory pool goes before the next batch's is made
-        release_memory(s.device)
+        try:
+            sweep.append(measure(s, preset, variant, b, engine))
+        except torch.cuda.OutOfMemoryError:
+            stopped = f"out of memory at batch {b}"  # larger batches would not fit either
+            break
+        finally:
+            engine.release(b)  # its graph's memory pool goes before the next batch's is made
+            release_memory(s.device)
         print(f"    batch {b}: {sweep[-1]['seconds_per_video']:.4g} s/video", flush=True)
+    if not sweep:
+        raise StochliftError(f"no batch could be timed ({stopped})")
     best = min(sweep, key=lambda r: r["seconds_per_video"])
-    return {"best_batch": best["batch"], "largest_fp32_batch": cap, "sweep": sweep}
+    return {"best_batch": best["batch"], "largest_fp32_batch": cap, "sweep": sweep, "stopped": stopped}
 
 
 def item_variant(s: Suite, preset: str, name: str) -> dict:

@@ -214,8 +214,8 @@ def markdown(r: dict) -> str:
         f"- The sampling loop around the steps (`rollout_chunks`: labels drawn per frame, window shift, copies into "
         f"the output; {r['loop_overhead']['frames']} frames at batch {r['loop_overhead']['batch']}) took "
         f"{r['loop_overhead']['loop_seconds']:.2f} s against {r['loop_overhead']['steps_seconds']:.2f} s for the bare steps "
-        f"({100 * r['loop_overhead']['overhead_fraction']:+.0f}%, engine set-up included): on the CPU the loop costs "
-        "little next to the network.",
+        f"({100 * r['loop_overhead']['overhead_fraction']:+.0f}%, engine set-up included; differences of a few "
+        "percent are within this shared machine's noise): on the CPU the loop costs little next to the network.",
         "- The machine is shared with other jobs: timings vary by up to ~30% between runs (the matmul rate is "
         "the best of 5, the rollout the median of its passes).",
         "",

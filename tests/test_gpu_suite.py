@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -130,3 +131,13 @@ def test_a_device_timeline_gives_busy_time_gaps_syncs_and_launches() -> None:
     assert [k["name"] for k in timeline["kernels"]] == ["conv", "Memcpy DtoH", "gelu"]
     calls = runtime_calls(events, steps=2)
     assert calls["launches_per_step"] == 1 and calls["syncs"]["cudaStreamSynchronize"]["per_step"] == 1
+
+
+@pytest.mark.skipif(os.environ.get("STOCHLIFT_TEST_COMPILE") != "1",
+                    reason="a cold torch.compile takes minutes on the 2-core CI machine; set STOCHLIFT_TEST_COMPILE=1")
+def test_the_compiled_variant_runs_in_smoke_mode_with_compile(suite, tmp_path: Path) -> None:
+    report = suite.main(["--smoke", "--with-compile", "--out", str(tmp_path), "--budget", "900",
+                         "--only", "matmul/fp32", "--only", "paper-128/flops", "--only", "paper-128/batch",
+                         "--only", "paper-128/compile"])
+    compiled = {rec["name"]: rec for rec in report["items"]}["paper-128/compile"]
+    assert compiled["status"] == "done" and compiled["result"]["options"] == {"compile": "default"}
