@@ -48,6 +48,9 @@ NOTES = """\
   carries torch's one-time initialisation.
 - The ARDM column is the ARDM baseline (stochlift.baselines.ardm, untrained): the same U-Net with one more
   input frame and a sinusoidal time embedding, S = 40 calls per frame of the DDPM sampler."""
+QUIET_REFERENCE = ("On the quiet machine (2026-11-22, the previous version of this page; the ARDM column was "
+                   "then an estimate) the same variants ran at 657.9, 285.7, 376.1, 483.3 and 734.6 frames/s, "
+                   "with dense rates of 202 (2 threads) and 92 GFLOP/s (1 thread).")
 CONV_KERNELS = ("aten::mkldnn_convolution", "aten::cudnn_convolution", "aten::_slow_conv2d_forward",
                 "aten::thnn_conv2d", "aten::_nnpack_spatial_convolution")
 
@@ -165,6 +168,14 @@ def markdown(r: dict) -> str:
         f"Load average (1, 5, 15 min) before / after: {load}. The machine is shared: other sessions' processes "
         "may have been running during the measurements, and their timings move by tens of percent between runs.",
         "",
+    ]
+    busiest = max(r["load_average_before"][0], r["load_average_after"][0])
+    if busiest > m["cpu_count"]:
+        lines += [f"**This run shared the {m['cpu_count']} cores with other jobs (load average up to {busiest:.0f}):** "
+                  "its timings are far below a quiet machine's, two-thread runs most (their threads wait for each "
+                  "other), and the load changed during the run, so rows compare only roughly. "
+                  f"{QUIET_REFERENCE}", ""]
+    lines += [
         "| variant | device | config | batch x frames | SL frames/s | ms/video | GFLOP/frame | matmul GFLOP/s "
         "| roofline | ARDM S=40 / SL | train steps/s | peak memory |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -179,6 +190,7 @@ def markdown(r: dict) -> str:
             f"| {'-' if train is None else f'{train:.2f}'} | {x['peak_memory_bytes'] / 2**20:.1f} MiB |"
         )
     p, a, q = r["profile"], r["profile_channels_last_1_thread"], r["profile_channels_last_1_thread_old_padding"]
+    best_rate = next(x["matmul_flops_per_s"] for x in r["runs"] if x["variant"] == r["best"]) / 1e9
     memory_bound = ("aten::copy_", "aten::native_group_norm", "aten::gelu", "aten::add", "aten::mul", "aten::cat",
                     "aten::upsample_nearest2d")
     other = sum(o["share"] for o in p["top_ops"] if o["op"] in memory_bound)
@@ -186,7 +198,8 @@ def markdown(r: dict) -> str:
         "",
         f"ARDM: {r['runs'][0]['ardm']['label']}, the same untrained U-Net called S times per frame.",
         "",
-        f"## Profile of the fastest variant ({r['best']}; batch {p['batch']}, {p['threads']} threads, "
+        f"## Profile of the fastest variant ({r['best']}; batch {p['batch']}, {p['threads']} "
+        f"thread{'s' if p['threads'] > 1 else ''}, "
         f"{p['ms_per_step']:.1f} ms per step)",
         "",
         "| op | share of self time | ms per step | calls per step |",
@@ -199,8 +212,9 @@ def markdown(r: dict) -> str:
         "## What stops the rollout at this fraction of the roofline",
         "",
         f"- The convolutions (all the counted FLOPs) take {100 * p['conv_share']:.0f}% of the step and run at "
-        f"{p['conv_gflops_per_s'] or 0:.1f} GFLOP/s inside oneDNN, close to the dense rate; the U-Net's small "
-        "widths (16-64 channels, a 3-channel stem, a 1-channel output conv) keep them from reaching it.",
+        f"{p['conv_gflops_per_s'] or 0:.1f} GFLOP/s inside oneDNN ({100 * (p['conv_gflops_per_s'] or 0) / best_rate:.0f}% "
+        f"of the {best_rate:.1f} GFLOP/s dense rate this variant measured); the U-Net's small widths (16-64 "
+        "channels, a 3-channel stem, a 1-channel output conv) keep them from reaching it.",
         f"- {100 * other:.0f}% of the step goes to memory-bound ops that do no counted FLOPs: GroupNorm, GELU, the "
         "periodic-padding copies (`copy_`: one padded copy of the input per 3x3 conv), FiLM `mul`/`add`, skip "
         "`add`, `cat` of the skips, nearest upsampling. Only fusing them into the convolutions would remove "
