@@ -55,13 +55,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from stochlift.bench import (PeakMemory, ardm_model, count_flops, machine, matmul_rates, model_config,
-                             release_memory, time_rollout, time_steps, time_training)
-from stochlift.bench_profile import format_profile, profile_steps
+from stochlift.apps.bench import (
+    PeakMemory,
+    ardm_model,
+    count_flops,
+    machine,
+    matmul_rates,
+    model_config,
+    release_memory,
+    time_rollout,
+    time_steps,
+    time_training,
+)
+from stochlift.apps.bench_profile import format_profile, profile_steps
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.fast import FastOptions, FastRollout, resolve_device
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.rollout import rollout_chunks, stream_chunk
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -178,7 +188,8 @@ def measure(s: Suite, preset: str, variant: dict, batch: int, engine: FastRollou
     achieved = flops * batch / step
     return {**timed, "batch": batch, "frames": frames, "seconds_per_video": step * frames / batch,
             "frames_per_s": batch / step, "achieved_flops_per_s": achieved, "rate_dtype": dtype,
-            "fraction_of_rate": achieved / rate if rate else None, "fraction_of_bf16": achieved / bf16 if bf16 else None,
+            "fraction_of_rate": achieved / rate if rate else None,
+            "fraction_of_bf16": achieved / bf16 if bf16 else None,
             "peak_memory_bytes": memory.bytes, "options": variant}
 
 
@@ -280,7 +291,8 @@ def item_train(s: Suite, name: str) -> dict:
     steps = 2 if s.smoke else 10
     with PeakMemory(s.device) as memory:
         per_s = time_training(s.model("paper-128"), tuple(cfg.frame_shape), batch, steps, s.device, v["dtype"],
-                              v["channels_last"], fused=v["fused"], compile=v["compile"], warmup=3 if v["compile"] else 2)
+                              v["channels_last"], fused=v["fused"], compile=v["compile"],
+                              warmup=3 if v["compile"] else 2)
     return {"batch": batch, "steps_timed": steps, "steps_per_s": per_s, "pairs_per_s": per_s * batch,
             "peak_memory_bytes": memory.bytes, "options": {**v, "dtype": str(v["dtype"])}}
 
@@ -455,7 +467,7 @@ def forget_compiled() -> None:
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def describe(record: dict) -> str:
@@ -549,7 +561,8 @@ def markdown(rep: dict[str, Any]) -> str:
             lines.append(f"| {preset} | not measured | | | | | | | |")
             continue
         mark = "met" if e["meets_goal"] else "missed"
-        roofline = f" (goal >= 40%: {'met' if e.get('meets_roofline_goal') else 'missed'})" if "roofline_goal" in e else ""
+        met_roofline = "met" if e.get("meets_roofline_goal") else "missed"
+        roofline = f" (goal >= 40%: {met_roofline})" if "roofline_goal" in e else ""
         lines.append(f"| {preset} | {e['best_variant']} | {e['batch']} | {e['seconds_per_video']:.4g} "
                      f"| <= {e['goal_seconds_per_video']} ({mark}) | {e['paper_seconds_per_video']} "
                      f"| {_pct(e['fraction_of_bf16'])}{roofline} | {_num(e.get('ardm_ratio_to_sl'), '.1f')} "
@@ -570,7 +583,8 @@ def markdown(rep: dict[str, Any]) -> str:
         if not rows:
             continue
         lines += ["", f"## {preset}: each option alone and together", "",
-                  "| variant | batch | ms/step | s/video | frames/s | TFLOP/s | of its rate | of bf16 | peak GiB | first call s |",
+                  "| variant | batch | ms/step | s/video | frames/s | TFLOP/s | of its rate | of bf16 | peak GiB "
+                  "| first call s |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for rec in rows:
             name = rec["name"].split("/", 1)[1]
@@ -590,14 +604,14 @@ def markdown(rep: dict[str, Any]) -> str:
         full = items_by_name.get(f"{preset}/full")
         if full and full["status"] == "done":
             x = full["result"]
-            lines += ["", f"Full sampling loop (`rollout_chunks`, set-up included, frames copied to pinned host memory in "
-                          f"chunks of {x['chunk_frames']}): {x['seconds_per_batch']:.3g} s for {x['batch']} videos of "
-                          f"{x['frames']} frames, {x['seconds_per_video']:.4g} s/video; first chunk after "
+            lines += ["", "Full sampling loop (`rollout_chunks`, set-up included, frames copied to pinned host memory "
+                          f"in chunks of {x['chunk_frames']}): {x['seconds_per_batch']:.3g} s for {x['batch']} "
+                          f"videos of {x['frames']} frames, {x['seconds_per_video']:.4g} s/video; first chunk after "
                           f"{x['first_chunk_seconds']:.3g} s."]
     train = [rec for rec in rep["items"] if rec["name"].startswith("train/")]
     if train:
-        lines += ["", "## Training the Medium U-Net at 128x128", "", "| variant | batch | steps/s | pairs/s | peak GiB |",
-                  "|---|---|---|---|---|"]
+        lines += ["", "## Training the Medium U-Net at 128x128", "",
+                  "| variant | batch | steps/s | pairs/s | peak GiB |", "|---|---|---|---|---|"]
         for rec in train:
             name = rec["name"].rsplit("/", 1)[1]
             if rec["status"] == "done":
@@ -618,7 +632,8 @@ def markdown(rep: dict[str, Any]) -> str:
                   if name in items_by_name else f"- {name}: not reached" for name in dict.fromkeys(rep["not_finished"])]
     failed = [rec for rec in rep["items"] if rec["status"] == "failed"]
     if failed:
-        lines += ["", "## Failed (rerun with --retry-failed)", ""] + [f"- {rec['name']}: {rec['reason']}" for rec in failed]
+        lines += ["", "## Failed (rerun with --retry-failed)", ""]
+        lines += [f"- {rec['name']}: {rec['reason']}" for rec in failed]
     return "\n".join(lines) + "\n"
 
 

@@ -2,9 +2,9 @@
 
     python benchmarks/speed.py [--preset cpu-quick] [--quick]
 
-Runs `stochlift.bench.run_bench` on the CPU for a few option sets (the defaults, 1 vs all threads,
+Runs `stochlift.apps.bench.run_bench` on the CPU for a few option sets (the defaults, 1 vs all threads,
 channels_last, the old F.pad circular padding for comparison), profiles the fastest one's step with
-torch.profiler (stochlift.bench_profile), times the sampling loop around the steps (rollout_chunks: labels,
+torch.profiler (stochlift.apps.bench_profile), times the sampling loop around the steps (rollout_chunks: labels,
 window, output copies) against the bare steps, and writes benchmarks/results/speed_cpu.{json,md} with the
 command, machine, date and the load average before and after (the machine is shared). GPUs:
 benchmarks/gpu_suite.py.
@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from stochlift.bench import BenchOptions, machine, model_config, run_bench, time_rollout
-from stochlift.bench_profile import profile_steps
+from stochlift.apps.bench import BenchOptions, machine, model_config, run_bench, time_rollout
+from stochlift.apps.bench_profile import profile_steps
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.fast import FastOptions, FastRollout
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.rollout import rollout_chunks
 from stochlift.models import unet
 
@@ -212,7 +212,8 @@ def markdown(r: dict) -> str:
         "## What stops the rollout at this fraction of the roofline",
         "",
         f"- The convolutions (all the counted FLOPs) take {100 * p['conv_share']:.0f}% of the step and run at "
-        f"{p['conv_gflops_per_s'] or 0:.1f} GFLOP/s inside oneDNN ({100 * (p['conv_gflops_per_s'] or 0) / best_rate:.0f}% "
+        f"{p['conv_gflops_per_s'] or 0:.1f} GFLOP/s inside oneDNN "
+        f"({100 * (p['conv_gflops_per_s'] or 0) / best_rate:.0f}% "
         f"of the {best_rate:.1f} GFLOP/s dense rate this variant measured); the U-Net's small widths (16-64 "
         "channels, a 3-channel stem, a 1-channel output conv) keep them from reaching it.",
         f"- {100 * other:.0f}% of the step goes to memory-bound ops that do no counted FLOPs: GroupNorm, GELU, the "
@@ -227,7 +228,8 @@ def markdown(r: dict) -> str:
         "Profiler timings carry its overhead; the table above is without it.",
         f"- The sampling loop around the steps (`rollout_chunks`: labels drawn per frame, window shift, copies into "
         f"the output; {r['loop_overhead']['frames']} frames at batch {r['loop_overhead']['batch']}) took "
-        f"{r['loop_overhead']['loop_seconds']:.2f} s against {r['loop_overhead']['steps_seconds']:.2f} s for the bare steps "
+        f"{r['loop_overhead']['loop_seconds']:.2f} s against {r['loop_overhead']['steps_seconds']:.2f} s "
+        "for the bare steps "
         f"({100 * r['loop_overhead']['overhead_fraction']:+.0f}%, engine set-up included; differences of a few "
         "percent are within this shared machine's noise): on the CPU the loop costs little next to the network.",
         "- The machine is shared with other jobs: timings vary by up to ~30% between runs (the matmul rate is "

@@ -24,9 +24,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-from stochlift.bench import machine, model_config
+from stochlift.apps.bench import machine, model_config
 from stochlift.io import write_json
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
 H200_BF16_FLOPS = 790e12  # measured on this workplace's H200 (KINDS.md), random data, 8192^3 bf16 mm
@@ -80,14 +80,16 @@ def frame_traffic(preset: str) -> dict:
 
 def main() -> None:
     result = {"command": " ".join(["python", *sys.argv]), "machine": machine(),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "assumed": {"bf16_flops_per_s": H200_BF16_FLOPS, "bytes_per_s": H200_BYTES_PER_S},
               "presets": [frame_traffic(p) for p in ("paper-128", "paper-480")]}
     for r in result["presets"]:
         f = r["floor_ms_per_frame"]
-        print(f"{r['preset']}: {r['flops_per_frame'] / 1e9:.1f} GFLOP, conv operands {r['conv_bytes_fp32'] / 2**20:.0f} MiB "
+        print(f"{r['preset']}: {r['flops_per_frame'] / 1e9:.1f} GFLOP, "
+              f"conv operands {r['conv_bytes_fp32'] / 2**20:.0f} MiB "
               f"and other ops {r['other_bytes_fp32'] / 2**20:.0f} MiB per frame (fp32); floors per frame: convs "
-              f"{f['convolutions_bf16_at_790_tflops']:.3f} ms, other ops {f['other_ops_bf16_at_4.3_tbs']:.3f} ms (bf16)")
+              f"{f['convolutions_bf16_at_790_tflops']:.3f} ms, "
+              f"other ops {f['other_ops_bf16_at_4.3_tbs']:.3f} ms (bf16)")
         for name, row in sorted(r["ops"].items(), key=lambda kv: kv[1]["bytes_fp32"], reverse=True)[:10]:
             print(f"    {name:28s} {row['calls']:4d} calls {row['bytes_fp32'] / 2**20:8.1f} MiB (fp32)")
     write_json(RESULTS / "step_traffic.json", result)

@@ -1,5 +1,6 @@
-"""Sampling across processes: `torchrun ... -m stochlift.cli sample` shards whole batches over the ranks
-(each keeps its label stream) and writes one file equal to the one-process file.
+"""Sampling across processes: `torchrun ... -m stochlift sample` (or the older `-m stochlift.cli`, a shim of the
+same CLI) shards whole batches over the ranks (each keeps its label stream) and writes one file equal to the
+one-process file.
 
 The ranks and the one-process run go through the same code on the same CPU with one thread each, so the
 files are compared exactly (every dataset and attribute): no reduction crosses processes.
@@ -73,7 +74,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
 def test_two_processes_write_the_one_process_file(run_dir: Path, tmp_path: Path) -> None:
     one = run_cli_subprocess("sample", "--run", run_dir, "--out", tmp_path / "one.h5", *SAMPLE)
     assert one.returncode == 0, one.stderr
-    two = torchrun(2, "-m", "stochlift.cli", "sample", "--run-dir", str(run_dir), "--out", str(tmp_path / "two.h5"), *SAMPLE)
+    two = torchrun(2, "-m", "stochlift", "sample", "--run-dir", str(run_dir), "--out", str(tmp_path / "two.h5"),
+                   *SAMPLE)
     assert two.returncode == 0, two.stderr[-4000:]
     assert two.stdout.count("wrote") == 1, f"only rank 0 should report: {two.stdout!r}"
     assert_same_file(tmp_path / "one.h5", tmp_path / "two.h5")

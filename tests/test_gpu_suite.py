@@ -106,7 +106,8 @@ def test_the_budget_skips_what_would_not_fit_and_stops_what_overruns(suite, tmp_
 
 
 def test_a_log_of_another_kind_of_run_is_refused(suite, tmp_path: Path) -> None:
-    (tmp_path / "speed_gpu_smoke.jsonl").write_text(json.dumps({"name": "#header", "mode": "full", "device": "H200"}) + "\n")
+    header = {"name": "#header", "mode": "full", "device": "H200"}
+    (tmp_path / "speed_gpu_smoke.jsonl").write_text(json.dumps(header) + "\n")
     with pytest.raises(StochliftError, match="another kind of run"):
         suite.main(["--smoke", "--out", str(tmp_path)])
 
@@ -114,7 +115,7 @@ def test_a_log_of_another_kind_of_run_is_refused(suite, tmp_path: Path) -> None:
 def test_a_device_timeline_gives_busy_time_gaps_syncs_and_launches() -> None:
     """The GPU half of the profile summary, on a hand-made trace (times in µs, as torch writes them): two
     steps, each a launch, two kernels 10 µs apart and a sync; 20 µs of the 70 µs span are idle."""
-    from stochlift.bench_profile import device_timeline, runtime_calls
+    from stochlift.apps.bench_profile import device_timeline, runtime_calls
 
     events = []
     for start in (0.0, 40.0):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.demo import run_demo
+from stochlift.apps.demo import run_demo
 
 TINY = ["train.steps=6", "train.batch_size=4", "train.log_every=2", "train.checkpoint_every=3",
         "model.options={depths: [8, 16], mid_blocks: 1, embed_width: 16, groups: 4}"]
@@ -58,3 +58,16 @@ def test_demo_writes_everything_and_resumes(tmp_path, one_torch_thread):
     assert again.files["samples"].stat().st_mtime_ns == before  # finished stages are reused
     assert again.metrics["wct"] == result.metrics["wct"]
     assert "wct_relative" in again.summary()
+    # issue 21, case 4: other arguments redo the stages they change (and every later one), never old results
+    fewer = run_demo(tmp_path / "demo", trajectories=12, frames=8, size=16, samples=6,
+                     overrides=[*TINY, "train.steps=4"], progress=False)
+    assert json.loads((tmp_path / "demo" / "run" / "train_log.json").read_text())["step"] == 4
+    assert fewer.files["samples"].stat().st_mtime_ns != before
+    assert TrajectoryFile(fewer.files["data"]).meta.parameters["seed"] == 0  # the data were kept
+    data_made = fewer.files["data"].stat().st_mtime_ns
+    reseeded = run_demo(tmp_path / "demo", seed=1, trajectories=12, frames=8, size=16, samples=6,
+                        overrides=[*TINY, "train.steps=4"], progress=False)
+    assert TrajectoryFile(reseeded.files["data"]).meta.parameters["seed"] == 1
+    assert reseeded.files["data"].stat().st_mtime_ns != data_made
+    stages = json.loads((tmp_path / "demo" / "stages.json").read_text())
+    assert stages["sample"]["seed"] == 2 and stages["train"]["config"]["train"]["seed"] == 1

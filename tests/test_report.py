@@ -14,10 +14,10 @@ import yaml
 from PIL import Image
 
 from conftest import smooth_trajectories, tiny_config, tiny_meta
-from stochlift import browser
+from stochlift.apps.report import browser
 from stochlift.data.trajectories import write_trajectories
 from stochlift.lifting.train import train
-from stochlift.report import build_report
+from stochlift.apps.report import build_report
 
 SECTIONS = ("config", "training", "rollouts", "qoi", "curves", "forecast", "ranks", "metrics")
 MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/gif": b"GIF8"}
@@ -144,19 +144,23 @@ def test_screenshot_helper_writes_png(report_html, tmp_path):
 
 
 def _pair_files(tmp_path: Path, problem: str) -> tuple[Path, Path]:
-    """A reference (test split) and a generated file of `problem` with the tiny run's frame shape."""
+    """A reference (test split, and a train split to train on) and a generated file of `problem` with the tiny
+    run's frame shape."""
     meta = tiny_meta()
     meta.problem = problem
     reference, generated = tmp_path / "reference.h5", tmp_path / "generated.h5"
-    write_trajectories(reference, meta, {"test": smooth_trajectories(3, seed=1)})
+    write_trajectories(reference, meta, {"test": smooth_trajectories(3, seed=1),
+                                         "train": smooth_trajectories(4, seed=3)})
     write_trajectories(generated, meta, {"generated": smooth_trajectories(4, seed=2)})
     return reference, generated
 
 
 @pytest.mark.parametrize("problem", ["generic", "video"])
-def test_report_skips_sections_that_do_not_apply(tiny_run, tmp_path, problem):
+def test_report_skips_sections_that_do_not_apply(tmp_path, problem, one_torch_thread):
     reference, generated = _pair_files(tmp_path, problem)
-    out = build_report(tiny_run, tmp_path / "r.html", reference=reference, generated=generated,
+    run = tmp_path / "run"  # trained on that problem's data: a report refuses a reference of another problem
+    train(tiny_config(reference, "train.steps=1"), run, progress=False)
+    out = build_report(run, tmp_path / "r.html", reference=reference, generated=generated,
                        forecast_trajectories=0, progress=False)
     text = out.read_text(encoding="utf-8")
     tags = parse(out)

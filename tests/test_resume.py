@@ -20,7 +20,8 @@ from conftest import cli_command, cli_env, run_cli_subprocess, tiny_config
 from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from stochlift.lifting.loader import StepBatches
-from stochlift.lifting.train import load_run, train
+from stochlift.lifting.train import train
+from stochlift.lifting.runs import load_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -216,3 +217,71 @@ def test_sigkill_and_cli_resume_matches_an_uninterrupted_cli_run(tmp_path: Path,
     assert int(checkpoint_metadata(straight)["step"]) == KILL_STEPS
     assert_identical_checkpoints(killed, straight)
     print(f"killed at checkpoint step {stopped_at} of {KILL_STEPS}")
+
+
+# ------------------------------------------------------------------------ which data (issue 21, case 3)
+
+
+def test_resume_refuses_other_data_at_the_same_path(tmp_path: Path, run_cli_inprocess) -> None:
+    """The data file replaced by another of the same shape (a re-simulation with another seed): a one-line
+    error, and the run is left as it was, instead of continuing silently on other data."""
+    from conftest import write_tiny
+    from test_cli_errors import assert_one_line_error
+
+    data, run = write_tiny(tmp_path / "data.h5"), tmp_path / "run"
+    train(tiny_config(data, *RESUME_OVERRIDES), run, stop_after=6, progress=False)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    write_tiny(data, seed=1)  # same shape, splits and metadata; other values
+    line = assert_one_line_error(run_cli_inprocess("train", "--out", run, "--resume", "--quiet"),
+                                 "cannot resume", "not the data it was trained on", "--data")
+    assert str(data.resolve()) in line
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_resume_follows_data_that_moved(straight_run: Path, tmp_path: Path, run_cli_inprocess) -> None:
+    """The data file moved after the interruption: `--resume --data NEWPATH` continues exactly (its fingerprint
+    matches), and the run records the new path."""
+    import shutil
+
+    from conftest import write_tiny
+
+    data, run = write_tiny(tmp_path / "data.h5"), tmp_path / "run"  # the same values as tiny_data
+    train(tiny_config(data, *RESUME_OVERRIDES), run, stop_after=6, progress=False)
+    moved = tmp_path / "elsewhere" / "renamed.h5"
+    moved.parent.mkdir()
+    shutil.move(data, moved)
+    stale = run_cli_inprocess("train", "--out", run, "--resume", "--quiet")
+    assert stale.returncode == 2 and "no such file" in stale.stderr
+    result = run_cli_inprocess("train", "--out", run, "--resume", "--data", moved, "--quiet")
+    assert result.returncode == 0, result.stderr
+    ta, tb = checkpoint_tensors(run), checkpoint_tensors(straight_run)
+    assert sorted(ta) == sorted(tb) and all(torch.equal(ta[k], tb[k]) for k in ta)  # exact, as never moved
+    _, state, _ = read_checkpoint(run / CHECKPOINT_NAME)
+    assert state.config["data"]["path"] == str(moved.resolve()) == state.data["path"]
+    assert state.data["fingerprint"] == read_checkpoint(straight_run / CHECKPOINT_NAME)[1].data["fingerprint"]
+
+
+def test_the_fingerprint_covers_the_values_trained_on(tmp_path: Path) -> None:
+    """One value changed anywhere in the trained rows changes the fingerprint; rows beyond data.trajectories,
+    other splits and the file's name do not."""
+    import h5py
+
+    from conftest import write_tiny
+    from stochlift.lifting.train import open_training_data
+
+    def fingerprint(path: Path, *overrides: str) -> str:
+        return open_training_data(tiny_config(path, *overrides)).identity["fingerprint"]
+
+    data = write_tiny(tmp_path / "a.h5")
+    first = fingerprint(data)
+    assert first.startswith("sha256:") and fingerprint(data) == first
+    copy = tmp_path / "b.h5"
+    copy.write_bytes(data.read_bytes())
+    assert fingerprint(copy) == first
+    limited = fingerprint(data, "data.trajectories=3")
+    assert limited != first
+    with h5py.File(copy, "r+") as f:
+        f["test/t0_fields/u"][0, 0, 0, 0] += 1.0  # not trained on
+        f["train/t0_fields/u"][3, 5, 7, 7] += 1e-3  # beyond the first 3 rows
+    assert fingerprint(copy, "data.trajectories=3") == limited
+    assert fingerprint(copy) != first

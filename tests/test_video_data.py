@@ -270,9 +270,12 @@ def test_resize_frame_modes() -> None:
 def test_split_counts() -> None:
     assert split_counts(10, (0.8, 0.1, 0.1)) == [8, 1, 1]
     assert split_counts(1, (0.8, 0.1, 0.1)) == [1, 0, 0]
-    assert sum(split_counts(7, (1, 1, 1))) == 7
+    assert sum(split_counts(7, (1 / 3, 1 / 3, 1 / 3))) == 7
     with pytest.raises(StochliftError, match="fractions"):
         split_counts(5, (0.5, -0.1, 0.6))
+    for fractions in ((0.5, 0.6, 0.1), (1, 1, 1)):  # issue 21: not silently rescaled to sum to 1
+        with pytest.raises(StochliftError, match="sum to 1"):
+            split_counts(10, fractions)
 
 
 def test_import_gif_and_png_folders(tmp_path: Path) -> None:

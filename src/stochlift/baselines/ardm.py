@@ -20,11 +20,20 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from stochlift.baselines.sampler import DDPMSampler
 from stochlift.baselines.schedule import LinearBetaSchedule
 from stochlift.config import ModelConfig
+from stochlift.errors import StochliftError
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.outputs import ANCHORED, anchor
+from stochlift.models import BACKBONES, build_backbone
+
+if TYPE_CHECKING:
+    from stochlift.lifting.pairs import PairSet
 
 
 class ARDM(nn.Module):
@@ -44,8 +53,55 @@ class ARDM(nn.Module):
         self.register_buffer("frame_scale", torch.tensor(float(config.frame_scale or 1.0)))
         self.clip = config.clip_denoised
 
+    pushforward = False  # an ARDM trains on true windows (train.unroll is refused)
+
+    @classmethod
+    def validate_config(cls, model: ModelConfig) -> None:
+        if model.label_dim != 0:
+            raise StochliftError("an ARDM has no lifting label: set model.label_dim=0")
+        if model.diffusion_steps < 1:
+            raise StochliftError(f"model.diffusion_steps must be >= 1, got {model.diffusion_steps}")
+        if model.conditioning not in ("clean", "noisy"):
+            raise StochliftError(f"model.conditioning must be 'clean' or 'noisy', got {model.conditioning!r}")
+        if model.loss not in ("huber", "l2"):
+            raise StochliftError(f"an ARDM's model.loss must be 'huber' or 'l2' (on the noise), got {model.loss!r}")
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> ARDM:
+        """The backbone takes the window and the noisy next frame as channels and the diffusion step where
+        the lifted model takes its label: through a sinusoidal time embedding when the backbone has one."""
+        frame_shape = tuple(config.frame_shape or ())
+        spec = BACKBONES.get(config.backbone)
+        options = dict(config.options)
+        if spec.time_embedding:
+            options["label_embedding"] = "sinusoidal"
+        if spec.label_planes:
+            options.pop("label_planes", None)  # no lifting label to lay out as planes
+        spec.check_frame(config.backbone, frame_shape, options, 0)
+        backbone = build_backbone(config.backbone, in_channels=(config.window + 1) * frame_shape[0],
+                                  out_channels=frame_shape[0], label_dim=1, **options)
+        return cls(backbone, config)
+
+    @classmethod
+    def resolve_from_data(cls, config: ModelConfig, pairs: PairSet, seed: int) -> None:
+        """The scale the condition window is divided by (the std of the training frames), and the clip bound:
+        the largest |z| of the quantity diffused (normalised increment or frame) in the training data."""
+        if config.frame_scale is None:
+            config.frame_scale = pairs.frame_scale(seed=seed)
+        if config.clip_denoised is None:
+            if config.output in ANCHORED:
+                output, scale = config.output, config.residual_scale
+                config.clip_denoised = pairs.largest(lambda w, t: (t - anchor(w, output)) / scale, seed=seed)
+            else:
+                frame_scale = config.frame_scale
+                config.clip_denoised = pairs.largest(lambda w, t: t / frame_scale, seed=seed)
+
     @property
     def steps(self) -> int:
+        return self.schedule.steps
+
+    @property
+    def calls_per_frame(self) -> int:
         return self.schedule.steps
 
     @property
@@ -88,20 +144,13 @@ class ARDM(nn.Module):
 
         return self._from_z(window, self.sampler.denoise(predict, noise[:, :, :channels], clip=self.clip))
 
-    def step_inputs(self, labels: torch.Tensor, index, seed: int, step: int) -> torch.Tensor:
-        """The training randomness of one step's batch, a function of (seed, step): per pair a diffusion
-        step t and the noise, packed as [B, 1 + noise numbers] (t in column 0) so it travels like a label."""
-        generator = torch.Generator().manual_seed(stream_seed(seed, "diffusion", step))
-        batch = len(index)
-        t = torch.randint(0, self.steps, (batch, 1), generator=generator)
-        noise = torch.randn(batch, self._noise_channels, *self.frame_shape[1:], generator=generator)
-        return torch.cat([t.to(noise.dtype), noise.flatten(1)], dim=1)
+    def training_noise(self, n_pairs: int, seed: int) -> DiffusionNoise:
+        return DiffusionNoise(self, seed)
 
-    def loss(self, window: torch.Tensor, packed: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Noise-prediction loss at a random step: Huber (ACDM's) or mean squared error."""
+    def loss(self, window: torch.Tensor, target: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Noise-prediction loss at the diffusion steps t [B] with the noises [B, channels, ...]: Huber
+        (ACDM's) or mean squared error."""
         channels = self.frame_shape[0]
-        t = packed[:, 0].long()
-        noise = packed[:, 1:].reshape(len(packed), self._noise_channels, *self.frame_shape[1:])
         noisy = self.schedule.add_noise(self._to_z(window, target), noise[:, :channels], t)
         condition = self._condition(window)
         if self.conditioning == "noisy":
@@ -110,3 +159,18 @@ class ARDM(nn.Module):
         if self.loss_name == "huber":
             return F.smooth_l1_loss(predicted, noise[:, :channels])
         return F.mse_loss(predicted, noise[:, :channels])
+
+
+class DiffusionNoise:
+    """The training randomness of an ARDM: per pair a diffusion step t and the noise, fresh at every step,
+    a function of (seed, step) alone so a resumed run draws the same."""
+
+    def __init__(self, model: ARDM, seed: int) -> None:
+        self.model, self.seed = model, seed
+
+    def batch(self, index: np.ndarray, step: int) -> dict[str, torch.Tensor]:
+        m = self.model
+        generator = torch.Generator().manual_seed(stream_seed(self.seed, "diffusion", step))
+        t = torch.randint(0, m.steps, (len(index), 1), generator=generator)
+        noise = torch.randn(len(index), m._noise_channels, *m.frame_shape[1:], generator=generator)
+        return {"t": t[:, 0], "noise": noise}

@@ -25,6 +25,7 @@ from stochlift.data.tfrecord import CRC32C_IMPLEMENTATION, count_records, iter_r
 from stochlift.data.trajectories import TrajectoryWriter
 from stochlift.data.video import natural_key, video_meta
 from stochlift.errors import StochliftError
+from stochlift.io import refuse_overwriting_inputs
 
 CAMERAS = ("image_aux1", "image_main")
 BAIR_FRAMES = 30
@@ -103,6 +104,7 @@ def import_bair(
 
     if camera not in CAMERAS:
         raise StochliftError(f"camera must be one of {list(CAMERAS)}, got {camera!r}")
+    refuse_overwriting_inputs([out], [src])
     if not 1 <= frames <= BAIR_FRAMES:
         raise StochliftError(f"frames must be between 1 and {BAIR_FRAMES}, got {frames}")
     root = bair_root(src)

@@ -12,6 +12,7 @@ import numpy as np
 from stochlift.data.trajectories import TrajectoryMeta, write_trajectories
 from stochlift.data.wave import WaveParams, simulate_wave
 from stochlift.errors import StochliftError
+from stochlift.io import require_disk, require_memory
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ def split_sizes(total: int | None, preset: Splits) -> Splits:
     whole = preset.train + preset.valid + preset.test
     test = max(1, round(total * preset.test / whole))
     valid = max(1, round(total * preset.valid / whole))
+    while total - test - valid < 1:  # rounding left no training trajectory: take one from the larger split
+        if test >= valid:
+            test -= 1
+        else:
+            valid -= 1
     return Splits(train=total - test - valid, valid=valid, test=test)
 
 
@@ -81,7 +87,13 @@ def make_wave_dataset(
     params = dataclasses.replace(chosen.params, **overrides)
     params.validate()
     splits = split_sizes(trajectories, chosen.splits).as_dict()
-    sim = simulate_wave(sum(splits.values()), params, seed=seed, progress=progress)
+    n, solve = sum(splits.values()), params.size * params.solve_factor
+    stored = 4 * n * params.frames * params.size**2  # float32 frames
+    # the frames twice (simulated, then normalised), the float64 speed fields, a solver batch's buffers
+    require_memory(2 * stored + 8 * n * solve**2 + 48 * min(n, 128) * solve**2,
+                   f"simulating {n} wave trajectories of {params.frames} frames of {params.size} x {params.size}")
+    require_disk(out, stored + 4 * n * params.size**2, f"writing {n} wave trajectories")
+    sim = simulate_wave(n, params, seed=seed, progress=progress)
     scale = float(np.abs(sim.u).max())
     u = sim.u / scale
     meta = TrajectoryMeta(

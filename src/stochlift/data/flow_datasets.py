@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import zipfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from stochlift.data.flow import FlowParams, run_flow, step_plan
 from stochlift.data.permeability import PermeabilityParams, log_permeability
 from stochlift.data.trajectories import TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
-from stochlift.io import atomic_path, write_json
+from stochlift.io import atomic_path, require_disk, write_json
 
 __all__ = ["FLOW_PRESETS", "FlowPreset", "area_resample", "make_flow_dataset", "simulate_trajectory"]
 
@@ -222,11 +223,14 @@ def make_flow_dataset(
     permeability.validate()
     splits = split_sizes(trajectories, chosen.splits).as_dict()
     total = sum(splits.values())
+    per_trajectory = 4 * (params.frames + 1) * stored**2  # float32 saturation and log-permeability
+    require_disk(out, total * per_trajectory, f"writing {total} flow trajectories")
 
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
     _open_parts(parts, _manifest(params, permeability, stored, seed))
     todo = [i for i in range(total) if not _part_path(parts, i).is_file()]
+    require_disk(out, (len(todo) + total) * per_trajectory, f"{len(todo)} flow trajectories to simulate and the file")
     _run_parts(todo, seed, params, permeability, stored, parts, workers, progress, total - len(todo), total)
 
     corner = max(1, round(stored * CORNER_FRACTION))
@@ -281,5 +285,5 @@ def _load_part(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with np.load(path) as part:
             return part["saturation"], part["log_permeability"]
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # a truncated .npz: BadZipFile
         raise StochliftError(f"part file {path} is damaged ({exc}); delete it and rerun to redo it") from None

@@ -36,6 +36,7 @@ from stochlift.data.datasets import Splits, split_sizes
 from stochlift.data.trajectories import TrajectoryWriter
 from stochlift.data.video import SPLIT_NAMES, video_meta
 from stochlift.errors import StochliftError
+from stochlift.io import refuse_overwriting_inputs
 
 DIGITS_SPLITS = Splits(train=1024, valid=64, test=256)
 BALLS_SPLITS = Splits(train=1024, valid=64, test=256)
@@ -207,6 +208,7 @@ def make_moving_digits(
             raise StochliftError(f"{name} must be a positive integer, got {value!r}")
     if digit_size >= size:
         raise StochliftError(f"digit_size ({digit_size}) must be smaller than the canvas size ({size})")
+    refuse_overwriting_inputs([out], [mnist])
     pools = load_digit_pools(mnist)
     splits = split_sizes(trajectories, DIGITS_SPLITS).as_dict()
     parameters = {

@@ -19,19 +19,20 @@ Splits are drawn per video (never per clip, so no video leaks from train into te
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
+from stochlift.data.h5write import discard, open_for_writing
 from stochlift.data.trajectories import TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+from stochlift.io import refuse_overwriting_inputs, require_memory, temporary_file
 
 VIDEO_PROBLEM = "video"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".avi", ".mov", ".mkv", ".m4v")
@@ -72,9 +73,10 @@ def natural_key(path: Path | str) -> list[Any]:
 def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
     """Split n items in the given proportions (largest remainder), e.g. 10, (0.8, 0.1, 0.1) -> [8, 1, 1]."""
     f = np.asarray(fractions, dtype=np.float64)
-    if f.shape != (3,) or (f < 0).any() or f.sum() <= 0 or not np.isfinite(f).all():
+    if f.shape != (3,) or not np.isfinite(f).all() or (f < 0).any() or abs(f.sum() - 1) > 1e-6:
         raise StochliftError(
-            f"split fractions must be three non-negative numbers (train, valid, test), got {list(fractions)}"
+            f"split fractions must be three non-negative numbers (train, valid, test) that sum to 1, got "
+            f"{list(fractions)}"
         )
     share = n * f / f.sum()
     counts = np.floor(share).astype(int)
@@ -265,11 +267,8 @@ class _Staging:
     """Per-split resizable uint8 datasets [n, T, H, W, C] in a temporary HDF5 file beside the output."""
 
     def __init__(self, out: Path) -> None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".staging.h5", dir=out.parent)
-        os.close(fd)
-        self.path = Path(name)
-        self.file = h5py.File(self.path, "w")
+        self.path = temporary_file(out, ".staging.tmp")  # removed by a later import of `out` if left behind
+        self.file = open_for_writing(self.path)
         self.buffers: dict[str, list[np.ndarray]] = {}
 
     def add(self, split: str, clip: np.ndarray) -> None:
@@ -303,7 +302,7 @@ class _Staging:
         return {split: self.file[split].shape[0] for split in SPLIT_NAMES if split in self.file}
 
     def close(self) -> None:
-        self.file.close()
+        discard(self.file)
         self.path.unlink(missing_ok=True)
 
 
@@ -345,7 +344,12 @@ def import_video_folder(
     if crop is not None and len(crop) != 4:
         raise StochliftError(f"crop must be four integers (top, left, height, width), got {list(crop)}")
     field_names(channels)
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise StochliftError(f"fps must be a positive number, got {fps}")
     src, out = Path(src), Path(out)
+    refuse_overwriting_inputs([out], [src])
+    if size is not None:  # a clip is held in memory while it is cut, and staged at most _BLOCK_BYTES at a time
+        require_memory(8 * clip_length * size * size * 3, f"clips of {clip_length} frames of {size} x {size}")
     sources = find_video_sources(src)
     labels = _assign_splits(sources, split_by, split, seed)
     from tqdm.auto import tqdm

@@ -31,9 +31,10 @@ import numpy as np
 import yaml
 from tqdm.auto import tqdm
 
+from stochlift.data.h5write import writing
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-from stochlift.io import atomic_dir
+from stochlift.io import atomic_dir, refuse_overwriting_inputs
 
 WELL_SPLITS = ("train", "valid", "test")
 SPLIT_NAMES = {"train": "train", "training": "train", "valid": "valid", "val": "valid", "validation": "valid",
@@ -91,7 +92,7 @@ def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str],
     m, n = file.meta, file.splits[split]
     h, w = len(m.x), len(m.y)
     scales = np.array([m.field_scales.get(name, 1.0) for name in m.field_names], np.float32)[:, None, None]
-    with h5py.File(path, "w") as f:
+    with writing(path) as f:
         numeric = sorted(k for k, v in m.parameters.items() if isinstance(v, (int, float)) and k not in _RESERVED)
         f.attrs.update(dataset_name=m.dataset_name, grid_type="cartesian", n_spatial_dims=2, n_trajectories=n,
                        problem=m.problem, simulation_parameters=np.array(numeric, dtype=h5py.string_dtype()))
@@ -109,8 +110,7 @@ def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str],
             d = dims.create_dataset(name, data=np.asarray(values, dtype=np.float32))
             d.attrs.update(sample_varying=False, time_varying=name == "time")
         bcs = f.create_group("boundary_conditions")
-        kind = "PERIODIC" if m.periodic else "WALL"
-        for dim, size in (("x", h), ("y", w)):
+        for dim, size, kind in zip(("x", "y"), (h, w), m.bc_types):
             g = bcs.create_group(f"{dim}_{kind.lower()}")
             g.attrs.update(associated_dims=np.array([dim], dtype=h5py.string_dtype()), bc_type=kind,
                            associated_fields=np.array([], dtype=h5py.string_dtype()),
@@ -164,6 +164,7 @@ def export_well(
     `name` names the files (default: the data set's name). `out` must not exist or be empty unless
     `overwrite`. Nothing appears at `out` unless every file was written.
     """
+    refuse_overwriting_inputs([out], [src])
     with TrajectoryFile(src) as file:
         return _export(file, Path(src), Path(out), splits, name, overwrite, progress)
 
@@ -172,6 +173,9 @@ def _export(file: TrajectoryFile, src: Path, out: Path, splits: dict[str, str] |
             overwrite: bool, progress: bool) -> Path:
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise StochliftError(f"{out} already exists and is not empty; pass --overwrite or choose another --out")
+    if len(file.meta.spatial_dims) != 2:
+        raise StochliftError(f"{src} holds frames {list(file.meta.frame_shape)}; export-well writes 2-D fields "
+                             "[C, H, W] only")
     mapping = split_mapping(list(file.splits), splits)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or file.meta.dataset_name).strip("._") or "data"
     static = sorted(set(file.h5[next(iter(file.splits))]["t0_fields"]) - set(file.meta.field_names))

@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from safetensors import safe_open
 
 from stochlift.errors import StochliftError
-from stochlift.io import atomic_path
+from stochlift.io import write_safetensors
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 
@@ -31,6 +31,8 @@ class TrainingState:
     history: list[dict[str, float]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     running_loss: float = 0.0  # loss summed over the unfinished logging window
+    # the training data: fingerprint, path, problem, fields (stochlift.lifting.fingerprint.data_identity)
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
@@ -68,9 +70,9 @@ def save_checkpoint(
         "config": json.dumps(state.config),
         "param_groups": json.dumps(groups),
         "running_loss": repr(float(state.running_loss)),
+        "data": json.dumps(state.data),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_safetensors(path, tensors, metadata)
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -100,8 +102,19 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], T
         history=json.loads(metadata["history"]),
         config=json.loads(metadata["config"]),
         running_loss=float(metadata.get("running_loss", 0.0)),
+        data=json.loads(metadata.get("data", "{}")),
     )
     return tensors, state, json.loads(metadata["param_groups"])
+
+
+def checkpoint_data(path: str | os.PathLike) -> dict[str, Any]:
+    """What a run recorded about its training data (TrainingState.data), from the checkpoint's header alone;
+    {} for a run from before it was recorded."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads((f.metadata() or {}).get("data", "{}"))
+    except (SafetensorError, OSError, ValueError):
+        return {}
 
 
 def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "model.") -> None:

@@ -1,9 +1,9 @@
 """torch.distributed plumbing for training and sampling: process group from torchrun's environment,
 devices, shards.
 
-    torchrun --nproc_per_node 2 -m stochlift.cli train --data wave.h5 --config wave-quick --out runs/wave
-    torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 -m stochlift.cli train ...
-    torchrun --nproc_per_node 8 -m stochlift.cli sample --run runs/wave --out samples.h5 --trajectories 4096
+    torchrun --nproc_per_node 2 -m stochlift train --data wave.h5 --config wave-quick --out runs/wave
+    torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 -m stochlift train ...
+    torchrun --nproc_per_node 8 -m stochlift sample --run-dir runs/wave --out samples.h5 --trajectories 4096
 
 Every rank computes the same global batch of a step (`StepBatches.global_batch(step)`)
 and takes its contiguous shard; with equal shards, the mean of the ranks' shard-mean gradients (what DDP's
@@ -61,6 +61,14 @@ class DistContext:
         value = value.detach().clone()
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return value / self.world_size
+
+    def sum(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum of a tensor over all ranks (itself when alone)."""
+        if not self.enabled:
+            return value
+        value = value.detach().clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return value
 
     def any(self, flag: bool) -> bool:
         """True on every rank if it is true on any (so all ranks raise together instead of hanging)."""

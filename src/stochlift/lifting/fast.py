@@ -182,8 +182,8 @@ class Stepper:
     lifting label, or an ARDM's diffusion noises. With labels="device" the stepper draws xi itself, on its
     device, from its own generator: `reseed(seed)` starts a batch's stream and `step(None)` draws (inside
     the CUDA graph when there is one; on the CPU the same numbers as torch.randn with that generator).
-    A `constraint` (stochlift.lifting.constraints) maps (last frame, network output) to the next frame, in
-    fp32, inside the step (and its CUDA graph).
+    A `constraint` (stochlift.problems.constraint_for) maps (last frame, network output) to the next
+    frame, in fp32, inside the step (and its CUDA graph).
     """
 
     def __init__(

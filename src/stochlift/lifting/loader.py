@@ -18,7 +18,7 @@ Memory is bounded independently of the data set's size. Per process it holds, be
     - the batches in flight: (1 + workers * prefetch_factor) items of batch_size / world_size pairs, each
       (window + 1 [+ window for unroll]) frames;
     - h5py's chunk cache: TrajectoryFile.CHUNK_CACHE_BYTES (4 MiB) per field dataset opened;
-    - the NaN/Inf check at start-up: one block of at most train.CHECK_BYTES (8 MiB) of the file at a time
+    - the NaN/Inf check and fingerprint at start-up: one block of at most fingerprint.BLOCK_BYTES (8 MiB) at a time
       (read, stacked and tested: about 2.3 x that);
     - the residual scale (model.output "residual", estimated once): 2048 frame increments, read 256
       pairs at a time.

@@ -8,7 +8,7 @@ frame 0 is padded exactly as rollouts start: by repeating frame 0 (the authors' 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -47,11 +47,18 @@ class FrameSource(Protocol):
         """Frames [start, stop) of one trajectory as [stop - start, *frame_shape] float32."""
         ...
 
+    def run_metadata(self) -> dict[str, Any]:
+        """Files (name -> JSON-able content) a run trained on this source keeps beside its checkpoint."""
+        ...
+
 
 class ArraySource:
     """Trajectories already in memory, [N, T, *frame_shape] (e.g. vector states for tests)."""
 
     def __init__(self, trajectories: np.ndarray | torch.Tensor) -> None:
+        if np.iscomplexobj(trajectories) or (isinstance(trajectories, torch.Tensor) and trajectories.is_complex()):
+            raise StochliftError("trajectories are complex; train on real and imaginary parts as separate "
+                                 "channels (or fields)")
         data = np.asarray(trajectories, dtype=np.float32)
         if data.ndim < 3:
             raise StochliftError(f"trajectories must be [N, T, *state], got shape {data.shape}")
@@ -63,6 +70,9 @@ class ArraySource:
 
     def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
         return self.data[trajectory, start:stop]
+
+    def run_metadata(self) -> dict[str, Any]:
+        return {}
 
 
 # A split (its first `limit` trajectories) at most this large as float32 is read once and served from memory
@@ -78,8 +88,14 @@ class FileSource:
                  in_memory_bytes: int | None = None) -> None:
         if split not in file.splits:
             raise StochliftError(f"{file.path} has no split {split!r}; it has {list(file.splits)}")
+        rows = file.splits[split]
+        if rows == 0:
+            raise StochliftError(f"{file.path}: split {split!r} holds no trajectories; nothing to train on")
+        if limit is not None and not 1 <= limit <= rows:
+            raise StochliftError(f"data.trajectories={limit}, but split {split!r} of {file.path} holds {rows} "
+                                 "trajectories")
         self.file, self.split = file, split
-        self.n_trajectories = min(file.splits[split], limit or file.splits[split])  # the first `limit` only
+        self.n_trajectories = limit or rows  # the first `limit` only
         self.frames = file.meta.frames
         self.frame_shape = file.meta.frame_shape
         cap = IN_MEMORY_BYTES if in_memory_bytes is None else in_memory_bytes
@@ -98,6 +114,9 @@ class FileSource:
         if data is not None:
             return data[trajectory, start:stop]
         return self.file.read(self.split, trajectory, slice(start, stop))
+
+    def run_metadata(self) -> dict[str, Any]:
+        return {}
 
 
 class PairSet:

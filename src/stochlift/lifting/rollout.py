@@ -11,20 +11,22 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
+from stochlift.io import refuse_overwriting_inputs, require_disk, require_memory
 from stochlift.lifting import distributed
-from stochlift.lifting.constraints import constraint_for
 from stochlift.lifting.fast import FastOptions, FastRollout
+from stochlift.lifting.generator import Generator
 from stochlift.lifting.labels import stream_seed
-from stochlift.lifting.model import LiftedModel
 from stochlift.lifting.pairs import initial_window
-from stochlift.lifting.train import load_run
+from stochlift.lifting.runs import check_run_inputs, load_run, run_files
+from stochlift.problems import constraint_for
 
 
 @torch.inference_mode()
 def rollout_batches(
-    model: LiftedModel,
+    model: Generator,
     initial: np.ndarray | torch.Tensor,
     frames: int,
     *,
@@ -52,7 +54,7 @@ def rollout_batches(
     batch_size "auto" fills the GPU (largest batch whose step fits in memory) or is 256 on the CPU; since
     the batch size picks the label streams, pass a number where samples must be reproducible across machines.
     With the default options the samples are bit-identical to the plain one-call-per-frame loop.
-    `constraint` maps (last frame, network output) to each next frame (stochlift.lifting.constraints).
+    `constraint` maps (last frame, network output) to each next frame (stochlift.problems.constraint_for).
     Memory grows with batch x frames; `rollout_chunks` streams long rollouts in bounded memory.
     """
     options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
@@ -63,7 +65,7 @@ def rollout_batches(
 
 @torch.inference_mode()
 def rollout_chunks(
-    model: LiftedModel,
+    model: Generator,
     initial: np.ndarray | torch.Tensor,
     frames: int,
     *,
@@ -95,7 +97,7 @@ def rollout_chunks(
 
 
 def _rollout(
-    model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
+    model: Generator, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
     batch_size: int | str, progress: bool, options: FastOptions, constraint: nn.Module | None,
     batches: range | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -105,6 +107,7 @@ def _rollout(
     asynchronous copy; it waits for the GPU only when it hands a chunk out, one chunk behind on CUDA.
     """
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
+    check_initial(model, tuple(initial.shape))
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
@@ -116,7 +119,8 @@ def _rollout(
     starts = range(0, n, batch_size)
     chosen = range(len(starts)) if batches is None else batches
     if any(not 0 <= b < len(starts) for b in chosen):
-        raise StochliftError(f"batches {chosen} outside the {len(starts)} batches of {n} rows at batch size {batch_size}")
+        raise StochliftError(f"batches {chosen} outside the {len(starts)} batches of {n} rows at batch size "
+                             f"{batch_size}")
     chunk = frames if chunk_frames is None else min(chunk_frames, frames)
     rows = sum(min(batch_size, n - starts[b]) for b in chosen)
     bar = tqdm(total=rows * (frames - k), desc="sample", unit="frame", disable=not progress)
@@ -129,7 +133,7 @@ def _rollout(
         generator = None if engine.draws_labels else torch.Generator().manual_seed(label_seed)
         stepper = engine.stepper(len(given))
         stepper.reseed(label_seed)
-        stepper.load(initial_window(given, model.window, getattr(model, "history_padding", "repeat")))
+        stepper.load(initial_window(given, model.window, model.history_padding))
         for first in range(0, frames, chunk):
             out = engine.output(len(given), min(chunk, frames - first))
             for t in range(first, first + out.shape[1]):
@@ -153,7 +157,16 @@ def _rollout(
     bar.close()
 
 
-def rollout(model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, **kwargs) -> np.ndarray:
+def check_initial(model: Generator, shape: tuple[int, ...]) -> None:
+    """Initial frames must be [N, k, *frame] with the model's frame: a user error named before any torch error."""
+    frame = model.frame_shape
+    if len(shape) < 3 or (frame is not None and shape[2:] != tuple(frame)):
+        wanted = f"[N, k, {', '.join(map(str, frame))}]" if frame is not None else "[N, k, *frame]"
+        raise StochliftError(f"initial frames of shape {list(shape)} given; the model expects {wanted}: N "
+                             f"trajectories, k >= 1 given frames each, frames of shape {list(frame or ['...'])}")
+
+
+def rollout(model: Generator, initial: np.ndarray | torch.Tensor, frames: int, **kwargs) -> np.ndarray:
     """All trajectories at once, [N, frames, *frame] (for small ensembles; use rollout_batches for big ones)."""
     return np.concatenate([batch for _, batch in rollout_batches(model, initial, frames, **kwargs)])
 
@@ -161,7 +174,11 @@ def rollout(model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int,
 def initial_frames(file: TrajectoryFile, n: int, *, split: str | None = None, frames: int = 1) -> np.ndarray:
     """The first `frames` frames of n trajectories of a file's split, cycling through its rows."""
     split = split or file.default_split()
+    if split not in file.splits:
+        raise StochliftError(f"{file.path} has no split {split!r}; it has {list(file.splits)}")
     rows = file.splits[split]
+    if rows == 0:
+        raise StochliftError(f"{file.path}: split {split!r} holds no trajectories to start from")
     if frames < 1 or frames > file.meta.frames:
         raise StochliftError(f"initial frames must be between 1 and {file.meta.frames}, got {frames}")
     taken = file.read(split, slice(0, min(n, rows)), slice(0, frames))
@@ -201,10 +218,10 @@ def sample_to_file(
     The rollout streams to the file `chunk_frames` frames at a time (default: about STREAM_BYTES per batch,
     in whole HDF5 chunks), so memory does not grow with `frames`. `dtype` is the storage ("float32" or
     "uint8"; default: the initial frames' file's, so video stays uint8, its values clipped to [0, 1]).
-    `constraint` names the projection of each generated frame (stochlift.lifting.constraints; default: the
+    `constraint` names the projection of each generated frame (stochlift.problems.constraint_for; default: the
     run's model.constraint, "none" to switch it off), built from the initial frames' file's metadata.
 
-    Launched by torchrun (`torchrun --nproc_per_node K -m stochlift.cli sample ...`), each process rolls out
+    Launched by torchrun (`torchrun --nproc_per_node K -m stochlift sample ...`), each process rolls out
     a contiguous block of whole batches (each with its label stream) on its own GPU (or CPU) into a hidden
     part file beside `out`, and rank 0 merges the parts into `out`: the file equals the one-process file
     for the same seed and batch size, up to the devices' arithmetic (on CPUs with the same thread count, bit
@@ -214,16 +231,25 @@ def sample_to_file(
 
     if trajectories <= 0:
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
+    if seed < 0:
+        raise StochliftError(f"--seed must be >= 0, got {seed}")
+    refuse_overwriting_inputs([out], [*run_files(run_dir), initial])
     well = well_start(run_dir, trajectories, initial=initial, split=initial_split, count=initial_count)
     model, config, data = load_run(run_dir) if well is None else (well.model, well.config, None)
-    source = well or (TrajectoryFile(initial) if initial is not None else data)
+    refuse_overwriting_inputs([out], [config.data.path])
+    source = well or (open_trajectories(initial) if initial is not None else data)
     if source is None:
         raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
     if list(source.meta.frame_shape) != list(config.model.frame_shape):
         raise StochliftError(
             f"initial frames of shape {list(source.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
         )
+    if well is None:
+        check_run_inputs(run_dir, source, "--initial" if initial is not None else "the run's data")
     frames = frames or source.meta.frames
+    rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
+    piece = chunk_frames or stream_chunk(rows, source.meta.frame_shape, frames)
+    _check_sampling_size(out, trajectories, frames, initial_count, rows, piece, model.window, source.meta)
     constraint = constraint or config.model.constraint
     projection = constraint_for(constraint, source.meta)
     start = initial_frames(source, trajectories, split=initial_split, frames=initial_count) if well is None else well.frames
@@ -235,6 +261,7 @@ def sample_to_file(
         x=source.meta.x,
         y=source.meta.y,
         periodic=source.meta.periodic,
+        boundaries=source.meta.boundaries,
         field_scales=source.meta.field_scales,
         parameters={
             **source.meta.parameters,
@@ -248,11 +275,10 @@ def sample_to_file(
     )
     options = options or FastOptions()
     ctx = distributed.setup(options.device or "cpu")  # alone unless launched by torchrun
-    batch_rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": <= all
 
-    def write(path: str | os.PathLike, speed: dict, batches: range | None, first_row: int, rows: int) -> None:
-        with TrajectoryWriter(path, meta, {"generated": rows}) as writer:
-            chunk = chunk_frames or stream_chunk(batch_rows, meta.frame_shape, frames, writer.time_chunk)
+    def write(path: str | os.PathLike, speed: dict, batches: range | None, first_row: int, count: int) -> None:
+        with TrajectoryWriter(path, meta, {"generated": count}, time_chunk=piece) as writer:
+            chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
             pieces = rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed, batch_size=batch_size,
                                     progress=progress and ctx.is_main, constraint=projection, batches=batches,
                                     **speed)
@@ -277,7 +303,8 @@ def sample_to_file(
     mine, (first_row, _) = parts[ctx.rank], bounds[ctx.rank]
     try:
         distributed.agree(ctx, lambda: write(mine[0], speed, shards[ctx.rank], first_row, mine[1]) if mine[1] else None)
-        distributed.agree(ctx, lambda: merge_parts(out, meta, parts, batch_rows, chunk_frames) if ctx.is_main else None)
+        distributed.agree(ctx, lambda: merge_parts(out, meta, parts, rows, chunk_frames, piece)
+                          if ctx.is_main else None)
     finally:
         mine[0].unlink(missing_ok=True)
     return Path(out)
@@ -290,16 +317,17 @@ def part_path(out: str | os.PathLike, rank: int, world_size: int) -> Path:
 
 
 def merge_parts(out: str | os.PathLike, meta: TrajectoryMeta, parts: list[tuple[Path, int]], batch_size: int,
-                chunk_frames: int | None = None) -> Path:
+                chunk_frames: int | None = None, time_chunk: int | None = None) -> Path:
     """Concatenate part files (path, rows; split 'generated'; a part of 0 rows has no file) in order into one
     trajectory file, piece by piece (bounded memory), stored values copied as they are. A missing or
-    wrong-sized part is an error, and the output appears only complete (TrajectoryWriter)."""
+    wrong-sized part is an error, and the output appears only complete (TrajectoryWriter). `time_chunk` caps
+    the output's frames per HDF5 chunk as in sample_to_file (default: the writer's)."""
     for path, rows in parts:
         if rows and not path.is_file():
             raise StochliftError(f"part file {path} is missing (with several nodes, the output folder must be shared)")
         if rows and TrajectoryFile(path).splits.get("generated") != rows:
             raise StochliftError(f"part file {path} does not hold the {rows} rows expected")
-    with TrajectoryWriter(out, meta, {"generated": sum(rows for _, rows in parts)}) as writer:
+    with TrajectoryWriter(out, meta, {"generated": sum(rows for _, rows in parts)}, time_chunk=time_chunk) as writer:
         chunk = chunk_frames or stream_chunk(batch_size, meta.frame_shape, meta.frames, writer.time_chunk)
         row = 0
         for path, n in parts:
@@ -315,14 +343,30 @@ def merge_parts(out: str | os.PathLike, meta: TrajectoryMeta, parts: list[tuple[
     return Path(out)
 
 
-STREAM_BYTES = 256 << 20  # sample_to_file's default float32 frames held per batch before they go to the file
+# sample_to_file holds at most STREAM_FRAMES frames of a batch at once (fewer when they would pass STREAM_BYTES
+# as float32), whatever the number of frames asked for: memory does not grow with --frames
+STREAM_FRAMES = 32
+STREAM_BYTES = 256 << 20
 
 
 def stream_chunk(batch: int, frame_shape: tuple[int, ...], frames: int, time_chunk: int = 1) -> int:
-    """Frames per streamed piece: about STREAM_BYTES for the batch, rounded down to whole HDF5 time chunks
-    (partial chunks cost a read-modify-write) when that leaves at least one, never more than `frames`."""
+    """Frames per streamed piece: at most STREAM_FRAMES and about STREAM_BYTES for the batch, rounded down to
+    whole HDF5 time chunks (partial chunks are read back from disk) when that leaves at least one, never more
+    than `frames`."""
     per_frame = 4 * batch * int(np.prod(frame_shape))
-    chunk = max(1, STREAM_BYTES // per_frame)
+    chunk = max(1, min(STREAM_FRAMES, STREAM_BYTES // per_frame))
     if chunk >= time_chunk > 1:
         chunk -= chunk % time_chunk
     return int(min(chunk, frames))
+
+
+def _check_sampling_size(out: str | os.PathLike, trajectories: int, frames: int, given: int, rows: int, piece: int,
+                         window: int, meta: TrajectoryMeta) -> None:
+    """Refuse a sampling job that cannot fit, before allocating or writing anything: memory (the initial
+    frames, a batch's window buffers and streamed piece, the time grid and the per-row bookkeeping) and,
+    for uncompressed (float32) output, disk."""
+    frame = 4 * int(np.prod(meta.frame_shape))
+    memory = 2 * trajectories * given * frame + rows * (3 * piece + 4 * window) * frame + 8 * (frames + trajectories)
+    require_memory(memory, f"sampling {trajectories} trajectories of {frames} frames")
+    if meta.dtype == "float32":
+        require_disk(out, trajectories * frames * frame, f"writing {trajectories} trajectories of {frames} frames")

@@ -255,6 +255,10 @@ def load_i3d(path: str | os.PathLike, device: str | torch.device = "cpu") -> I3D
         raise StochliftError(f"{path} is not a readable safetensors file ({exc})") from None
     if fmt != WEIGHTS_FORMAT:
         raise StochliftError(f"{path} is not an I3D weight file made by `stochlift fvd-weights` (format {fmt!r})")
+    broken = [name for name, value in tensors.items() if value.is_floating_point() and not value.isfinite().all()]
+    if broken:
+        raise StochliftError(f"{path}: I3D weights hold NaN or Inf (in {broken[:3]}); make the file again with "
+                             "`stochlift fvd-weights`")
     model = I3D()
     try:
         missing, unexpected = model.load_state_dict(tensors, strict=False)

