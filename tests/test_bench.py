@@ -62,8 +62,12 @@ def test_cli_bench_writes_json(run_cli_inprocess, tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     result = run_cli_inprocess("bench", "--preset", "cpu-quick", "--batch", "1", "--frames", "2", "--ardm-steps", "2",
                                "--train-steps", "0", "--repeats", "1", "--matmul-size", "128", "--device", "cpu",
-                               "--out", str(out))
+                               "--labels", "device", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "roofline fraction" in result.stdout and json.loads(out.read_text())["command"].startswith("stochlift bench")
+    saved = json.loads(out.read_text())
+    assert "roofline fraction" in result.stdout and saved["command"].startswith("stochlift bench")
+    assert saved["options"]["labels"] == "device"
+    refused = run_cli_inprocess("bench", "--device", "cpu", "--cudnn-benchmark", "--batch", "1")
+    assert refused.returncode == 2 and "cudnn_benchmark needs a CUDA device" in refused.stderr
     bad = run_cli_inprocess("bench", "--batch", "many")
     assert bad.returncode == 2 and "--batch" in bad.stderr

@@ -22,7 +22,7 @@ from stochlift.problems.flow import WaterBalance
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.generator import build_model
-from stochlift.lifting.rollout import rollout
+from stochlift.lifting.rollout import rollout, rollout_chunks
 from stochlift.models.unet import pad_circular
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -190,3 +190,86 @@ def test_auto_batch_fills_the_gpu_within_the_limit() -> None:
     model, start = unet(), initial(n=5)
     np.testing.assert_allclose(rollout(model, start, 4, batch_size="auto", device="cuda"),
                                rollout(model, start, 4, batch_size=5, device="cuda"), atol=0, rtol=0)
+
+
+# ------------------------------------------------------------------------------ labels drawn by the stepper
+
+
+def test_device_labels_on_the_cpu_are_the_host_labels() -> None:
+    """labels="device" draws with the stepper's own generator (xi.normal_), seeded per batch like the host's:
+    on the CPU the very same numbers, so the samples are bit-identical."""
+    model, start = unet(), initial()
+    np.testing.assert_array_equal(rollout(model, start, 7, seed=3, batch_size=2, labels="device"),
+                                  reference(model, start, 7, seed=3, batch_size=2))
+
+
+def test_device_labels_draw_an_ardm_s_noise_like_the_host() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(window=2, label_dim=0, frame_shape=[1, 8, 8], method="ardm", loss="huber",
+                         diffusion_steps=3, options={**TINY_UNET, "periodic": True})
+    model, start = build_model(config), initial(n=3, k=1)
+    np.testing.assert_array_equal(rollout(model, start, 4, seed=1, batch_size=2, labels="device"),
+                                  rollout(model, start, 4, seed=1, batch_size=2))
+
+
+def test_a_shard_of_batches_is_the_same_rows_of_the_whole_rollout() -> None:
+    """Batches keep their label streams (seed, b) when rolled out alone: processes can split a rollout."""
+    model, start = unet(), initial(n=5)
+    whole = rollout(model, start, 6, seed=2, batch_size=2)
+    pieces = {(row, frame): out for row, frame, out in
+              rollout_chunks(model, start, 6, chunk_frames=4, seed=2, batch_size=2, batches=range(1, 3))}
+    assert sorted(pieces) == [(2, 0), (2, 4), (4, 0), (4, 4)]
+    for (row, frame), out in pieces.items():
+        np.testing.assert_array_equal(out, whole[row : row + len(out), frame : frame + out.shape[1]])
+
+
+def test_a_stepper_says_who_draws_the_labels() -> None:
+    model = unet()
+    host = FastRollout(model, (1, 8, 8)).stepper(2)
+    with pytest.raises(StochliftError, match=r"call step\(xi\)"):
+        host.step()
+    device = FastRollout(model, (1, 8, 8), FastOptions(labels="device")).stepper(2)
+    with pytest.raises(StochliftError, match=r"call step\(\)"):
+        device.step(torch.zeros(2, 4))
+
+
+def test_bad_speed_options_are_named() -> None:
+    model, start = unet(), initial(n=2)
+    with pytest.raises(StochliftError, match="labels must be one of"):
+        rollout(model, start, 3, labels="gpu")
+    with pytest.raises(StochliftError, match="compile mode must be one of"):
+        rollout(model, start, 3, compile="fastest")
+    with pytest.raises(StochliftError, match="cudnn_benchmark needs a CUDA device"):
+        rollout(model, start, 3, cudnn_benchmark=True, device="cpu")
+    with pytest.raises(StochliftError, match="captures its own CUDA graphs"):
+        FastOptions(compile="reduce-overhead", cuda_graph=True).check(torch.device("cuda"))
+
+
+@cuda
+def test_device_labels_in_a_cuda_graph_match_eager_device_labels() -> None:
+    """The graph replays advance the registered generator as eager draws do (Philox offsets), and reseed
+    per batch: graphed and eager samples agree, runs repeat exactly, and the labels differ per batch."""
+    model, start = unet(), initial(n=4)
+    eager = rollout(model, start, 6, seed=3, batch_size=2, device="cuda", labels="device")
+    graphed = rollout(model, start, 6, seed=3, batch_size=2, device="cuda", labels="device", cuda_graph=True,
+                      cudnn_benchmark=True)
+    np.testing.assert_allclose(graphed, eager, atol=1e-5, rtol=0)
+    again = rollout(model, start, 6, seed=3, batch_size=2, device="cuda", labels="device", cuda_graph=True)
+    np.testing.assert_allclose(again, graphed, atol=1e-5, rtol=0)
+    twins = np.repeat(initial(n=1), 4, axis=0)  # the same start: any difference comes from the labels
+    spread = rollout(model, twins, 4, seed=3, batch_size=2, device="cuda", labels="device", cuda_graph=True)
+    assert np.abs(spread[:2] - spread[2:]).max() > 1e-3 and np.abs(spread[0] - spread[1]).max() > 1e-3
+
+
+@cuda
+def test_lagged_chunks_on_cuda_equal_the_whole_rollout() -> None:
+    model, start = unet(), initial(n=5)
+    whole = rollout(model, start, 7, seed=3, batch_size=2, device="cuda", cuda_graph=True)
+    for row, frame, out in rollout_chunks(model, start, 7, chunk_frames=3, seed=3, batch_size=2, device="cuda",
+                                          cuda_graph=True):
+        np.testing.assert_allclose(out, whole[row : row + len(out), frame : frame + out.shape[1]], atol=1e-6, rtol=0)
+
+
+def test_batches_outside_the_rollout_are_refused() -> None:
+    with pytest.raises(StochliftError, match="outside the 3 batches"):
+        list(rollout_chunks(unet(), initial(n=5), 4, batch_size=2, batches=range(2, 4)))

@@ -13,6 +13,9 @@ One run measures, for one model config and batch:
     (d) peak memory of the rollout: CUDA max_memory_allocated, or on the CPU the growth of the peak
         resident set (VmHWM, reset through /proc/self/clear_refs; ru_maxrss where that is unavailable);
     (e) training steps per second (forward, backward, AdamW) on random data.
+On a GPU the fp32 roofline is the TF32 rate: cuDNN runs fp32 convolutions on TF32 tensor cores unless
+torch.backends.cudnn.allow_tf32 is off (it is on by default). benchmarks/gpu_suite.py runs all of this
+for the paper presets and every speed option on one GPU, resumably.
 Presets `paper-480` and `paper-128` are the paper's two headline timings; `cpu-quick` is the wave-quick
 model on 32x32 frames.
 """
@@ -26,6 +29,7 @@ import math
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -40,7 +44,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from stochlift.config import ModelConfig, load_config
 from stochlift.errors import StochliftError
 from stochlift.io import refuse_overwriting_inputs, require_memory, write_json
-from stochlift.lifting.fast import AUTOCAST_DTYPES, FastOptions, FastRollout, largest_batch, resolve_device
+from stochlift.lifting.fast import (
+    AUTOCAST_DTYPES,
+    GRAPHED_COMPILE_MODES,
+    FastOptions,
+    FastRollout,
+    largest_batch,
+    resolve_device,
+)
 from stochlift.lifting.generator import Generator, build_model
 from stochlift.models import BACKBONES
 from stochlift.models.unet import DEPTH_PRESETS
@@ -89,8 +100,10 @@ class BenchOptions:
     device: str = "auto"
     autocast: str | None = None
     channels_last: bool = False
-    compile: bool = False
+    compile: bool | str = False  # True or a torch.compile mode (stochlift.lifting.fast.COMPILE_MODES)
     cuda_graph: bool = False
+    labels: str = "host"  # "device": labels (ARDM: noises) drawn on the GPU inside the step
+    cudnn_benchmark: bool = False
     threads: int | None = None  # torch CPU threads (None: torch's default)
     ardm_steps: int = 40
     ardm_frames: int = 1  # frames timed for ARDM (each is ardm_steps backbone calls)
@@ -165,9 +178,34 @@ def machine() -> dict[str, Any]:
     info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__}
     if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-        info["cuda"] = torch.version.cuda
+        props = torch.cuda.get_device_properties(torch.cuda.current_device())
+        info.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
+                    gpu_capability=f"{props.major}.{props.minor}", gpu_memory_bytes=props.total_memory,
+                    gpu_multiprocessors=props.multi_processor_count, driver=_nvidia_driver())
     return info
+
+
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver version from nvidia-smi (None where it is missing)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    return None
+
+
+@contextlib.contextmanager
+def tf32_mode(enabled: bool | None):
+    """TF32 tensor-core math for fp32 matmuls and convolutions on (True), off (False) or as it is (None)."""
+    if enabled is None:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def release_memory(device: torch.device) -> None:
@@ -197,17 +235,27 @@ def _best_seconds(fn: Callable[[], Any], device: torch.device, repeats: int) -> 
 
 
 def matmul_rates(device: torch.device, dtype: torch.dtype = torch.float32, repeats: int = 5,
-                 n: int | None = None) -> dict[str, float]:
+                 n: int | None = None, *, tf32: bool | None = None) -> dict[str, float]:
     """Dense matmul FLOP/s of the device, two ways, each the best of `repeats`: a square torch.mm (BLAS:
     MKL on the CPU, cuBLAS on GPUs) and the same product as a 1x1 convolution in channels_last (oneDNN
     on the CPU, cuDNN on GPUs), the library the U-Net's convolutions run in. On AMD CPUs MKL's sgemm
-    trails oneDNN, so the roofline is the larger of the two."""
+    trails oneDNN, so the roofline is the larger of the two. `tf32` switches TF32 tensor-core math for
+    fp32 on or off for both (CUDA; None leaves torch's settings: matmuls off, cuDNN convolutions on)."""
+    if tf32 is not None and device.type != "cuda":
+        raise StochliftError("TF32 is a CUDA tensor-core mode; measure fp32 on the CPU with tf32=None")
+    with tf32_mode(tf32):
+        return _matmul_rates(device, dtype, repeats, n)
+
+
+def _matmul_rates(device: torch.device, dtype: torch.dtype, repeats: int, n: int | None) -> dict[str, float]:
     n = n or (8192 if device.type == "cuda" else 4096)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     mm = 2 * n**3 / _best_seconds(lambda: torch.mm(a, b), device, repeats)
     a = b = None  # free the operands before the convolution test
     c, hw, batch = (1024, 64, 16) if device.type == "cuda" else (512, 32, 8)
+    if n < c:  # a small test size: a small convolution too
+        c, hw, batch = n, 8, 2
     x = torch.randn(batch, c, hw, hw, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
     w = torch.randn(c, c, 1, 1, device=device).to(dtype).contiguous(memory_format=torch.channels_last)
     conv = 2 * batch * c * c * hw * hw / _best_seconds(lambda: torch.nn.functional.conv2d(x, w), device, repeats)
@@ -258,13 +306,16 @@ class PeakMemory:
 # ------------------------------------------------------------------------------------------ timings
 
 
-def time_rollout(engine: FastRollout, batch: int, frames: int, repeats: int = 1, seed: int = 0) -> dict[str, float]:
-    """Seconds for `frames` one-step updates of a batch (labels drawn on the CPU each frame, as in
-    rollout_batches; frames stay on the device), after a warm-up; the median of `repeats` passes."""
+def time_rollout(engine: FastRollout, batch: int, frames: int, repeats: int = 1, seed: int = 0,
+                 warmup: int = 2) -> dict[str, float]:
+    """Seconds for `frames` one-step updates of a batch (labels drawn each frame on the CPU, as in
+    rollout_batches, or by the stepper with labels="device"; frames stay on the device), after a warm-up;
+    the median of `repeats` passes."""
     stepper = engine.stepper(batch)
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(batch, engine.window, *engine.frame_shape, generator=generator)
-    shape = engine.noise_shape
+    shape = () if engine.draws_labels else engine.noise_shape
+    stepper.reseed(seed)
 
     def run(n: int) -> float:
         stepper.load(start.to(engine.device))
@@ -276,31 +327,56 @@ def time_rollout(engine: FastRollout, batch: int, frames: int, repeats: int = 1,
         return time.perf_counter() - began
 
     with torch.inference_mode():
-        run(2)  # warm-up: lazy initialisation, autotuning, compilation
+        if warmup:
+            run(warmup)  # lazy initialisation, autotuning, compilation
         times = sorted(run(frames) for _ in range(max(1, repeats)))
     return {"seconds": times[len(times) // 2], "seconds_all": times}
 
 
+def time_steps(engine: FastRollout, batch: int, seconds: float = 1.0, max_steps: int = 500,
+               repeats: int = 3) -> dict[str, float]:
+    """Steady-state seconds per one-step update of a batch: a first short pass (one warm-up step and two
+    timed ones, after the graph capture and compilation: `first_call_seconds`), then `repeats` passes of
+    as many steps as fill about `seconds` (3 to max_steps), the median pass / steps. For a rollout of T
+    frames, the batch's time is about T times that."""
+    began = time.perf_counter()
+    probe = time_rollout(engine, batch, 2, repeats=1, warmup=1)
+    first_call = time.perf_counter() - began
+    steps = int(min(max_steps, max(3, seconds / max(probe["seconds"] / 2, 1e-9))))
+    timed = time_rollout(engine, batch, steps, repeats=repeats, warmup=0)
+    return {"seconds_per_step": timed["seconds"] / steps, "steps_timed": steps, "repeats": repeats,
+            "pass_seconds": timed["seconds_all"], "first_call_seconds": first_call}
+
+
 def time_training(model: Generator, frame_shape: tuple[int, ...], batch: int, steps: int, device: torch.device,
-                  dtype: torch.dtype | None, channels_last: bool) -> float:
-    """Training steps per second: forward + backward + AdamW on random data, after one warm-up step."""
+                  dtype: torch.dtype | None, channels_last: bool, *, fused: bool = False,
+                  compile: bool | str = False, warmup: int = 1) -> float:
+    """Training steps per second: forward + backward + AdamW on random data, after `warmup` steps.
+
+    `fused` takes AdamW's fused kernel (one launch for all parameters) instead of its foreach default;
+    `compile` torch.compiles the loss (forward and backward; True or a mode name), compiled in the warm-up."""
     model = model.to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if fused else {}))
     window = torch.randn(batch, model.window, *frame_shape, device=device)
     target = torch.randn(batch, *frame_shape, device=device)
     noise = {k: v.to(device) for k, v in model.training_noise(batch, 0).batch(np.arange(batch), 0).items()}
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    if channels_last and window.dim() == 5:  # the input as the first convolution reads it
+        window = window.flatten(1, 2).contiguous(memory_format=torch.channels_last).view_as(window)
+    loss_fn = model.loss
+    if compile:
+        loss_fn = torch.compile(model.loss, dynamic=False, mode=None if compile in (True, "default") else compile)
 
     def one() -> None:
-        with autocast:
-            loss = model.loss(window, target, **noise)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = loss_fn(window, target, **noise)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    one()
+    for _ in range(max(1, warmup)):
+        one()
     _sync(device)
     began = time.perf_counter()
     for _ in range(steps):
@@ -334,7 +410,7 @@ def run_bench(
     cfg, spec = model_config(preset, config, shape)
     device = resolve_device(o.device)
     fast = FastOptions(device=str(device), autocast=o.autocast, channels_last=o.channels_last, compile=o.compile,
-                       cuda_graph=o.cuda_graph)
+                       cuda_graph=o.cuda_graph, labels=o.labels, cudnn_benchmark=o.cudnn_benchmark)
     fast.check(device)
     frame_shape = tuple(cfg.frame_shape)
     frames = frames or (spec.frames if spec else 16)
@@ -357,7 +433,8 @@ def run_bench(
     # (c) FLOPs and the roofline's rate
     sl_flops = count_flops(lambda: build_model(cfg), frame_shape)
     dtype = AUTOCAST_DTYPES[o.autocast] if o.autocast else torch.float32
-    rates = matmul_rates(device, dtype, n=o.matmul_size)
+    tf32 = device.type == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32  # see the docstring
+    rates = matmul_rates(device, dtype, n=o.matmul_size, tf32=True if tf32 else None)
     rate = rates["best"]
 
     # (a) + (d) SL rollout
@@ -370,9 +447,13 @@ def run_bench(
     # (b) ARDM: S backbone calls per frame
     ardm_net, ardm_label = ardm_model(cfg, o.ardm_steps), f"ARDM (S={o.ardm_steps})"
     ardm_frames = o.ardm_frames
-    if o.compile:  # compile the backbone, not the S-step loop around it
-        ardm_net.backbone = torch.compile(ardm_net.backbone, dynamic=False)
-    ardm_engine = FastRollout(ardm_net, frame_shape, replace(fast, compile=False))
+    ardm_fast = replace(fast, compile=False)
+    if fast.compile_mode is not None:  # compile the backbone, not the S-step loop around it
+        mode = fast.compile_mode
+        if mode in GRAPHED_COMPILE_MODES:  # inductor's graphs per backbone call: capture the whole frame instead
+            mode, ardm_fast = "default", replace(ardm_fast, cuda_graph=device.type == "cuda")
+        ardm_net.backbone = torch.compile(ardm_net.backbone, dynamic=False, mode=None if mode == "default" else mode)
+    ardm_engine = FastRollout(ardm_net, frame_shape, ardm_fast)
     ardm_time = time_rollout(ardm_engine, b, ardm_frames, repeats=1)
     ardm_per_frame = ardm_time["seconds"] / ardm_frames
     ardm_flops = count_flops(lambda: ardm_model(cfg, o.ardm_steps), frame_shape)
@@ -398,7 +479,8 @@ def run_bench(
         "model": {"frame_shape": list(frame_shape), "window": cfg.window, "label_dim": cfg.label_dim,
                   "options": cfg.options, "parameters": sum(p.numel() for p in model.parameters())},
         "options": {"autocast": o.autocast, "channels_last": o.channels_last, "compile": o.compile,
-                    "cuda_graph": o.cuda_graph, "torch_threads": torch.get_num_threads()},
+                    "cuda_graph": o.cuda_graph, "labels": o.labels if o.labels != "host" else None,
+                    "cudnn_benchmark": o.cudnn_benchmark, "torch_threads": torch.get_num_threads()},
         "batch": b,
         "frames": frames,
         "sl": {
@@ -420,7 +502,7 @@ def run_bench(
         "flops_per_frame": sl_flops,
         "matmul_flops_per_s": rate,
         "matmul_flops_per_s_by_kernel": rates,
-        "matmul_dtype": str(dtype).replace("torch.", ""),
+        "matmul_dtype": "tf32" if tf32 else str(dtype).replace("torch.", ""),
         "achieved_flops_per_s": sl_flops * sl_fps,
         "roofline_fraction": sl_flops * sl_fps / rate,
         "peak_memory_bytes": memory.bytes,

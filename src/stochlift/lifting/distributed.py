@@ -1,7 +1,9 @@
-"""torch.distributed plumbing for training: process group from torchrun's environment, devices, shards.
+"""torch.distributed plumbing for training and sampling: process group from torchrun's environment,
+devices, shards.
 
     torchrun --nproc_per_node 2 -m stochlift train --data wave.h5 --config wave-quick --out runs/wave
     torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 -m stochlift train ...
+    torchrun --nproc_per_node 8 -m stochlift sample --run-dir runs/wave --out samples.h5 --trajectories 4096
 
 Every rank computes the same global batch of a step (`StepBatches.global_batch(step)`)
 and takes its contiguous shard; with equal shards, the mean of the ranks' shard-mean gradients (what DDP's
@@ -14,7 +16,9 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -23,6 +27,7 @@ from stochlift.errors import StochliftError
 from stochlift.lifting.fast import resolve_device
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+T = TypeVar("T")
 
 
 @dataclass
@@ -117,6 +122,30 @@ def shard(rows, rank: int, world_size: int):
     """The contiguous block of `rows` (length divisible by world_size) that belongs to `rank`."""
     size = len(rows) // world_size
     return rows[rank * size : (rank + 1) * size]
+
+
+def batch_shard(rows: int, batch_size: int, rank: int, world_size: int) -> range:
+    """The batches (of `batch_size` rows; the last may be short) that `rank` rolls out: a contiguous block of
+    whole batches, as even as can be (a rank gets none when there are fewer batches than ranks). Whole
+    batches keep each batch's label stream, so the ranks together give the one-process samples."""
+    batches = -(-rows // batch_size)
+    return range(batches * rank // world_size, batches * (rank + 1) // world_size)
+
+
+def agree(ctx: DistContext, work: Callable[[], T]) -> T:
+    """Run `work` here, then raise on every rank if it raised on any (one collective, also a barrier): no
+    rank is left waiting for a rank that died, and none goes on past a failed step."""
+    failure: Exception | None = None
+    result = None
+    try:
+        result = work()
+    except Exception as exc:  # re-raised below, after the ranks have agreed
+        failure = exc
+    if ctx.any(failure is not None):
+        if failure is not None:
+            raise failure
+        raise StochliftError("another process of this torchrun failed (its error is in its output); stopping")
+    return result
 
 
 def check_batch(batch_size: int, world_size: int, grad_accum: int) -> int:

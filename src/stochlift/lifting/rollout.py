@@ -15,6 +15,7 @@ from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
 from stochlift.io import refuse_overwriting_inputs, require_disk, require_memory
+from stochlift.lifting import distributed
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.generator import Generator
 from stochlift.lifting.labels import stream_seed
@@ -37,8 +38,10 @@ def rollout_batches(
     device: str | torch.device | None = None,
     autocast: str | None = None,
     channels_last: bool = False,
-    compile: bool = False,
+    compile: bool | str = False,
     cuda_graph: bool = False,
+    labels: str = "host",
+    cudnn_benchmark: bool = False,
     constraint: nn.Module | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first row, trajectories [b, frames, *frame]) batch by batch, so callers can stream to disk.
@@ -48,7 +51,8 @@ def rollout_batches(
     results depend on the seed and the batch size only (and, off the defaults, on the device's arithmetic).
 
     The speed options are those of `stochlift.lifting.fast` (device None: where the model is; "auto": CUDA
-    when available; autocast "bf16"/"fp16" and cuda_graph on GPUs only; channels_last; compile).
+    when available; autocast "bf16"/"fp16", cuda_graph and cudnn_benchmark on GPUs only; channels_last;
+    compile; labels "device": labels drawn on the device from the stream (seed, b) instead of on the CPU).
     batch_size "auto" fills the GPU (largest batch whose step fits in memory) or is 256 on the CPU; since
     the batch size picks the label streams, pass a number where samples must be reproducible across machines.
     With the default options the samples are bit-identical to the plain one-call-per-frame loop.
@@ -56,7 +60,7 @@ def rollout_batches(
     Memory grows with batch x frames; `rollout_chunks` streams long rollouts in bounded memory.
     """
     options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
-                          cuda_graph=cuda_graph)
+                          cuda_graph=cuda_graph, labels=labels, cudnn_benchmark=cudnn_benchmark)
     for start, _, out in _rollout(model, initial, frames, None, seed, batch_size, progress, options, constraint):
         yield start, out
 
@@ -72,6 +76,7 @@ def rollout_chunks(
     batch_size: int | str = 256,
     progress: bool = False,
     constraint: nn.Module | None = None,
+    batches: range | None = None,
     **speed,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (first row, first frame, frames [b, t <= chunk_frames, *frame]): `rollout_batches` cut in time.
@@ -79,19 +84,30 @@ def rollout_chunks(
     Each batch's rollout is handed out `chunk_frames` frames at a time (the first chunk starts with the given
     frames), so memory is bounded by batch x chunk_frames whatever the rollout's length. The samples are
     bit-identical to rollout_batches' for the same seed, batch size and options (same label streams, same
-    steps). `speed` takes rollout_batches' options (device, autocast, channels_last, compile, cuda_graph).
+    steps). `speed` takes rollout_batches' options (device, autocast, channels_last, compile, cuda_graph,
+    labels, cudnn_benchmark). `batches` (a range of batch indices; default all) rolls out only those
+    batches, each with the label stream it has in the whole rollout: processes can share a rollout batch by
+    batch and together give the one-process samples (stochlift.lifting.distributed.batch_shard).
+
+    On a GPU the chunks are handed out one behind: chunk c is yielded once chunk c + 1 is queued, so the
+    GPU computes while the caller writes (frames reach pinned host memory by asynchronous copies).
     """
     if not isinstance(chunk_frames, int) or isinstance(chunk_frames, bool) or chunk_frames < 1:
         raise StochliftError(f"chunk_frames must be a positive integer, got {chunk_frames!r}")
     yield from _rollout(model, initial, frames, chunk_frames, seed, batch_size, progress, FastOptions(**speed),
-                        constraint)
+                        constraint, batches)
 
 
 def _rollout(
     model: Generator, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
     batch_size: int | str, progress: bool, options: FastOptions, constraint: nn.Module | None,
+    batches: range | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None."""
+    """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None.
+
+    Per frame the host draws the labels (or the stepper does, labels="device") and queues one step and one
+    asynchronous copy; it waits for the GPU only when it hands a chunk out, one chunk behind on CUDA.
+    """
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
     check_initial(model, tuple(initial.shape))
     n, k = initial.shape[:2]
@@ -102,12 +118,23 @@ def _rollout(
         batch_size = engine.auto_batch_size(limit=n)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise StochliftError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+    starts = range(0, n, batch_size)
+    chosen = range(len(starts)) if batches is None else batches
+    if any(not 0 <= b < len(starts) for b in chosen):
+        raise StochliftError(f"batches {chosen} outside the {len(starts)} batches of {n} rows at batch size "
+                             f"{batch_size}")
     chunk = frames if chunk_frames is None else min(chunk_frames, frames)
-    bar = tqdm(total=n * (frames - k), desc="sample", unit="frame", disable=not progress)
-    for b, start in enumerate(range(0, n, batch_size)):
+    rows = sum(min(batch_size, n - starts[b]) for b in chosen)
+    bar = tqdm(total=rows * (frames - k), desc="sample", unit="frame", disable=not progress)
+    lagged = engine.device.type == "cuda"  # on the CPU every step is done once queued: nothing to overlap
+    pending = None
+    for b in chosen:
+        start = starts[b]
         given = initial[start : start + batch_size]
-        generator = torch.Generator().manual_seed(stream_seed(seed, "rollout", b))
+        label_seed = stream_seed(seed, "rollout", b)
+        generator = None if engine.draws_labels else torch.Generator().manual_seed(label_seed)
         stepper = engine.stepper(len(given))
+        stepper.reseed(label_seed)
         stepper.load(initial_window(given, model.window, model.history_padding))
         for first in range(0, frames, chunk):
             out = engine.output(len(given), min(chunk, frames - first))
@@ -115,11 +142,20 @@ def _rollout(
                 if t < k:
                     out[:, t - first] = given[:, t]
                     continue
-                xi = torch.randn(len(given), *model.noise_shape, generator=generator) if model.noise_shape else None
+                xi = None
+                if generator is not None and model.noise_shape:
+                    xi = torch.randn(len(given), *model.noise_shape, generator=generator)
                 out[:, t - first].copy_(stepper.step(xi), non_blocking=True)
                 bar.update(len(given))
-            engine.synchronize()
-            yield start, first, out.numpy()
+            piece = (start, first, out, engine.mark())
+            if not lagged:
+                yield engine.collect(*piece)
+                continue
+            if pending is not None:
+                yield engine.collect(*pending)
+            pending = piece
+    if pending is not None:
+        yield engine.collect(*pending)
     bar.close()
 
 
@@ -187,6 +223,12 @@ def sample_to_file(
     "uint8"; default: the initial frames' file's, so video stays uint8, its values clipped to [0, 1]).
     `constraint` names the projection of each generated frame (stochlift.problems.constraint_for; default: the
     run's model.constraint, "none" to switch it off), built from the initial frames' file's metadata.
+
+    Launched by torchrun (`torchrun --nproc_per_node K -m stochlift sample ...`), each process rolls out
+    a contiguous block of whole batches (each with its label stream) on its own GPU (or CPU) into a hidden
+    part file beside `out`, and rank 0 merges the parts into `out`: the file equals the one-process file
+    for the same seed and batch size, up to the devices' arithmetic (on CPUs with the same thread count, bit
+    for bit), and appears only when every rank has finished. Several nodes need `out`'s folder shared.
     """
     from stochlift.lifting.well_sampling import well_start
 
@@ -239,19 +281,73 @@ def sample_to_file(
         },
         dtype=dtype or source.meta.dtype,
     )
-    with TrajectoryWriter(out, meta, {"generated": trajectories}, time_chunk=piece) as writer:
-        speed = vars(options) if options is not None else {}
-        chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
-        for row, first, batch in rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed,
-                                                batch_size=batch_size, progress=progress, constraint=projection,
-                                                **speed):
-            if not np.isfinite(batch).all():
-                raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
-            batch = batch if well is None else well.denormalize(batch)
-            if meta.dtype == "uint8":
-                batch = np.clip(batch, 0.0, 1.0)
-            writer.write("generated", row, {name: batch[:, :, c] for c, name in enumerate(meta.field_names)},
-                         frame_start=first)
+    options = options or FastOptions()
+    ctx = distributed.setup(options.device or "cpu")  # alone unless launched by torchrun
+
+    def write(path: str | os.PathLike, speed: dict, batches: range | None, first_row: int, count: int) -> None:
+        with TrajectoryWriter(path, meta, {"generated": count}, time_chunk=piece) as writer:
+            chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
+            pieces = rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed, batch_size=batch_size,
+                                    progress=progress and ctx.is_main, constraint=projection, batches=batches,
+                                    **speed)
+            for row, first, batch in pieces:
+                if not np.isfinite(batch).all():
+                    raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
+                batch = batch if well is None else well.denormalize(batch)
+                if meta.dtype == "uint8":
+                    batch = np.clip(batch, 0.0, 1.0)
+                writer.write("generated", row - first_row,
+                             {name: batch[:, :, c] for c, name in enumerate(meta.field_names)}, frame_start=first)
+
+    if ctx.world_size == 1:
+        write(out, vars(options), None, 0, trajectories)
+        return Path(out)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool):
+        raise StochliftError("sampling with several processes needs a fixed batch size (it picks the label streams)")
+    speed = {**vars(options), "device": str(ctx.device)}  # under torchrun: this rank's GPU (or the CPU)
+    shards = [distributed.batch_shard(trajectories, batch_size, rank, ctx.world_size) for rank in range(ctx.world_size)]
+    bounds = [(min(b.start * batch_size, trajectories), min(b.stop * batch_size, trajectories)) for b in shards]
+    parts = [(part_path(out, rank, ctx.world_size), end - first) for rank, (first, end) in enumerate(bounds)]
+    mine, (first_row, _) = parts[ctx.rank], bounds[ctx.rank]
+    try:
+        distributed.agree(ctx, lambda: write(mine[0], speed, shards[ctx.rank], first_row, mine[1]) if mine[1] else None)
+        distributed.agree(ctx, lambda: merge_parts(out, meta, parts, rows, chunk_frames, piece)
+                          if ctx.is_main else None)
+    finally:
+        mine[0].unlink(missing_ok=True)
+    return Path(out)
+
+
+def part_path(out: str | os.PathLike, rank: int, world_size: int) -> Path:
+    """Where rank `rank` of a sharded sample_to_file leaves its rows (hidden, beside the output)."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.part{rank}-of-{world_size}")
+
+
+def merge_parts(out: str | os.PathLike, meta: TrajectoryMeta, parts: list[tuple[Path, int]], batch_size: int,
+                chunk_frames: int | None = None, time_chunk: int | None = None) -> Path:
+    """Concatenate part files (path, rows; split 'generated'; a part of 0 rows has no file) in order into one
+    trajectory file, piece by piece (bounded memory), stored values copied as they are. A missing or
+    wrong-sized part is an error, and the output appears only complete (TrajectoryWriter). `time_chunk` caps
+    the output's frames per HDF5 chunk as in sample_to_file (default: the writer's)."""
+    for path, rows in parts:
+        if rows and not path.is_file():
+            raise StochliftError(f"part file {path} is missing (with several nodes, the output folder must be shared)")
+        if rows and TrajectoryFile(path).splits.get("generated") != rows:
+            raise StochliftError(f"part file {path} does not hold the {rows} rows expected")
+    with TrajectoryWriter(out, meta, {"generated": sum(rows for _, rows in parts)}, time_chunk=time_chunk) as writer:
+        chunk = chunk_frames or stream_chunk(batch_size, meta.frame_shape, meta.frames, writer.time_chunk)
+        row = 0
+        for path, n in parts:
+            if not n:
+                continue
+            with TrajectoryFile(path) as part:
+                for r in range(0, n, batch_size):
+                    for t in range(0, meta.frames, chunk):
+                        values = part.read("generated", slice(r, min(r + batch_size, n)), slice(t, t + chunk), raw=True)
+                        writer.write("generated", row + r,
+                                     {name: values[:, :, c] for c, name in enumerate(meta.field_names)}, frame_start=t)
+            row += n
     return Path(out)
 
 

@@ -110,9 +110,10 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 
 
 @cli.command()
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+@click.option("--run", "--run-dir", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Trained run directory, or pretrained:NAME for a shipped model (wave-quick, flow-quick, "
-                   "digits-quick): no training needed.")
+                   "digits-quick): no training needed. Spell it --run-dir under torchrun, whose own --run-path "
+                   "takes --run.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="HDF5 file of generated trajectories.")
 @click.option("--trajectories", type=int, default=256, show_default=True, callback=positive)
 @click.option("--frames", type=int, callback=positive, help="Frames per trajectory (default: the data's T).")
@@ -132,28 +133,35 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout (faster on most CPUs and GPUs).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster steps).")
 @click.option("--cuda-graph", is_flag=True, help="Capture the one-step update as a CUDA graph (GPU).")
+@click.option("--labels", type=click.Choice(["host", "device"]), default="host", show_default=True,
+              help="Where each frame's labels are drawn: host (the CPU: the same samples on every device) or "
+                   "device (on the GPU, inside the CUDA graph: faster, other samples of the same distribution).")
+@click.option("--cudnn-benchmark", is_flag=True, help="Let cuDNN pick the fastest convolution algorithms (GPU).")
 @click.option("--constraint", type=click.Choice(["none", *CONSTRAINTS.names()]),
               help="Project each generated frame onto physics the data obey exactly (water_balance: Flow's "
                    "wells); default: the run's model.constraint.")
 @click.option("--quiet", is_flag=True, help="No progress bar or progress messages (errors only).")
 def sample(run_dir: str, out: str, trajectories: int, frames: int | None, initial: str | None,
            initial_split: str | None, initial_frames: int, seed: int, batch_size: int, device: str,
-           autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool, constraint: str | None,
-           quiet: bool) -> None:
+           autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool, labels: str,
+           cudnn_benchmark: bool, constraint: str | None, quiet: bool) -> None:
     """Generate trajectories, one network call per frame with a fresh label each (Algorithm 2).
 
-    The speed options other than --device change the samples by float rounding only; without them the
-    samples on the CPU are bit-identical to the plain loop.
+    The speed options other than --device and --labels change the samples by float rounding only; without
+    them the samples on the CPU are bit-identical to the plain loop. On several GPUs (or CPU processes),
+    `torchrun --nproc_per_node K -m stochlift sample --run-dir RUN ...` shares the batches out and
+    writes the same one file as one process would (same --seed and --batch-size).
     """
     from stochlift.lifting.fast import FastOptions
     from stochlift.lifting.rollout import sample_to_file
 
     options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile_,
-                          cuda_graph=cuda_graph)
+                          cuda_graph=cuda_graph, labels=labels, cudnn_benchmark=cudnn_benchmark)
     path = sample_to_file(run_dir, out, trajectories=trajectories, frames=frames, initial=initial,
                           initial_split=initial_split, initial_count=initial_frames, seed=seed,
                           batch_size=batch_size, progress=not quiet, options=options, constraint=constraint)
-    click.echo(f"wrote {path}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        click.echo(f"wrote {path}")
 
 
 @cli.command()
@@ -352,16 +360,23 @@ def demo(out: str, problem: str, seed: int, best_of: int | None, pretrained: boo
 @click.option("--autocast", type=click.Choice(["bf16", "fp16"]), help="Reduced-precision network (GPU).")
 @click.option("--channels-last", is_flag=True, help="NHWC memory layout.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network.")
+@click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune",
+                                                   "max-autotune-no-cudagraphs"]),
+              help="torch.compile mode (implies --compile; reduce-overhead and max-autotune exclude --cuda-graph).")
 @click.option("--cuda-graph", is_flag=True, help="CUDA-graph capture of the one-step update (GPU).")
+@click.option("--labels", type=click.Choice(["host", "device"]), default="host", show_default=True,
+              help="Draw each frame's labels (ARDM: noises) on the CPU or on the device inside the step.")
+@click.option("--cudnn-benchmark", is_flag=True, help="cuDNN algorithm search for the fixed shapes (GPU).")
 @click.option("--fast", is_flag=True, help="All speed options that suit the device: channels_last, and on a GPU "
-                                            "also bf16 autocast and CUDA graphs.")
+                                            "also bf16 autocast, CUDA graphs, device labels and cuDNN benchmark.")
 @click.option("--matmul-size", type=int, callback=positive,
               help="n of the n x n matmul timed for the roofline.  [default: 4096 on the CPU, 8192 on GPUs]")
 @click.option("--out", type=click.Path(dir_okay=False), help="JSON file to write the results to.")
 def bench(preset: str | None, config_name: str | None, shape: str | None, batch: str | None, frames: int | None,
           ardm_steps: int, train_batch: int | None, train_steps: int, repeats: int, device: str,
-          threads: int | None, autocast: str | None, channels_last: bool, compile_: bool, cuda_graph: bool,
-          fast: bool, matmul_size: int | None, out: str | None) -> None:
+          threads: int | None, autocast: str | None, channels_last: bool, compile_: bool, compile_mode: str | None,
+          cuda_graph: bool, labels: str, cudnn_benchmark: bool, fast: bool, matmul_size: int | None,
+          out: str | None) -> None:
     """Measure sampling and training speed on this machine, against its matmul roofline.
 
     One run: SL rollout frames/s, ARDM with S steps per frame (the same backbone S times), FLOPs per frame
@@ -375,7 +390,8 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
     if fast:
         channels_last = True
         if resolve_device(device).type == "cuda":
-            autocast, cuda_graph = autocast or "bf16", True
+            autocast, labels, cudnn_benchmark = autocast or "bf16", "device", True
+            cuda_graph = compile_mode not in ("reduce-overhead", "max-autotune")
     parsed_batch: int | str | None = batch
     if batch is not None and batch != "auto":
         if not batch.isdigit() or int(batch) < 1:
@@ -389,9 +405,10 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
             parsed_shape = []
         if len(parsed_shape) not in (1, 3) or min(parsed_shape) < 1:
             raise click.BadParameter(f"expected C,H,W (or D for vectors), got {shape!r}", param_hint="--shape")
-    options = BenchOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile_,
-                           cuda_graph=cuda_graph, threads=threads, ardm_steps=ardm_steps, train_steps=train_steps,
-                           repeats=repeats, matmul_size=matmul_size)
+    options = BenchOptions(device=device, autocast=autocast, channels_last=channels_last,
+                           compile=compile_mode or compile_, cuda_graph=cuda_graph, labels=labels,
+                           cudnn_benchmark=cudnn_benchmark, threads=threads, ardm_steps=ardm_steps,
+                           train_steps=train_steps, repeats=repeats, matmul_size=matmul_size)
     run_bench(preset, config_name, shape=parsed_shape, batch=parsed_batch, frames=frames, train_batch=train_batch,
               options=options, out=out, command="stochlift " + " ".join(sys.argv[1:]), echo=click.echo)
     if out:
