@@ -16,6 +16,9 @@ from typing import Any
 
 import yaml
 
+from stochlift.baselines.parameterisation import PREDICTIONS
+from stochlift.baselines.sampler import SAMPLERS
+from stochlift.baselines.schedule import SCHEDULES
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
 from stochlift.lifting.outputs import OUTPUTS
@@ -61,6 +64,17 @@ class ModelConfig:
     # ARDM only: each reverse step clips its estimate of the clean (normalised) frame to +-this, DDPM's
     # clip_denoised; None = the largest |value| in the training data
     clip_denoised: float | None = None
+    # ARDM only, the few-step choices (stochlift.baselines): the noise schedule at S steps, "linear" (ACDM's,
+    # rescaled) or "cosine"; snr_shift multiplies every step's signal-to-noise ratio (> 1: less noise);
+    # zero_terminal_snr rescales it so the last step is pure noise (needs x0 or v); what the network
+    # predicts, "epsilon", "x0" or "v"; the sampler, "ddpm" (ancestral) or "ddim", whose ddim_eta runs from
+    # 0 (deterministic) to 1 (DDPM's law)
+    diffusion_schedule: str = "linear"
+    snr_shift: float = 1.0
+    zero_terminal_snr: bool = False
+    prediction: str = "epsilon"
+    sampler: str = "ddpm"
+    ddim_eta: float = 0.0
 
     def validate(self) -> None:
         if self.method not in ("lifting", "ardm"):
@@ -98,6 +112,24 @@ class ModelConfig:
             raise StochliftError(f"model.conditioning must be 'clean' or 'noisy', got {self.conditioning!r}")
         if self.loss not in ("huber", "l2"):
             raise StochliftError(f"an ARDM's model.loss must be 'huber' or 'l2' (on the noise), got {self.loss!r}")
+        for name, allowed in (("diffusion_schedule", SCHEDULES), ("prediction", PREDICTIONS), ("sampler", SAMPLERS)):
+            if getattr(self, name) not in allowed:
+                raise StochliftError(f"model.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
+        if self.snr_shift <= 0:
+            raise StochliftError(f"model.snr_shift must be > 0, got {self.snr_shift}")
+        if not 0 <= self.ddim_eta <= 1:
+            raise StochliftError(f"model.ddim_eta must be in [0, 1], got {self.ddim_eta}")
+        if self.ddim_eta and self.sampler != "ddim":
+            raise StochliftError("model.ddim_eta is DDIM's noise level: set model.sampler=ddim, or leave ddim_eta at 0")
+        if self.zero_terminal_snr:
+            if self.diffusion_steps < 2:
+                raise StochliftError("model.zero_terminal_snr needs model.diffusion_steps >= 2")
+            if self.prediction == "epsilon":
+                raise StochliftError("model.zero_terminal_snr makes the last step pure noise, where the noise says "
+                                     "nothing of the frame: set model.prediction to 'x0' or 'v'")
+            if self.conditioning == "noisy":
+                raise StochliftError("model.zero_terminal_snr with noisy conditioning would erase the condition "
+                                     "at the first step: use model.conditioning=clean")
 
 
 @dataclass
@@ -205,6 +237,8 @@ def _coerce(section_cls: type, section: str, key: str, value: Any) -> Any:
         declared = next(a for a in args if a is not type(None))
     if declared in (int, float):
         return _number(name, declared, value)
+    if declared is bool and not isinstance(value, bool):
+        raise StochliftError(f"{name} must be true or false, got {value!r}")
     if declared is str and not isinstance(value, str):
         raise StochliftError(f"{name} must be a string, got {value!r}")
     if typing.get_origin(declared) is list:
