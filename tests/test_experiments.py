@@ -28,6 +28,8 @@ COMMON = {
 SMOKE = {
     "table1": {**COMMON, "problems": ["wave", "flow"], "sl_overrides": ["model.label_dim=8"], "ardm_steps": [2, 3],
                "ardm_overrides": ["model.method=ardm", "model.label_dim=0", "model.loss=huber", "train.input_noise=0"],
+               "ardm_overrides_by_steps": {2: ["model.diffusion_schedule=cosine", "model.prediction=v",
+                                               "model.sampler=ddim"]},
                "timing": {"batch": 2, "frames": 1}},
     "figure3": {"models_from": "table1", "shown_models": ["SL", "ARDM S=3"]},
     "label_dim": {**COMMON, "problem": "wave", "label_dims": [0, 8, 16]},
@@ -74,6 +76,10 @@ def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
         assert [r["network_calls_per_frame"] for r in rows] == [1, 2, 3]
         assert all(np.isfinite(r["wct"]) and r["seconds_per_frame"] > 0 for r in rows)
         assert rows[0]["time_over_sl"] == 1.0
+        # the recipe chosen for S = 2 (ardm_overrides_by_steps) reaches that model alone
+        chosen = [yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["model"] for r in rows[1:]]
+        assert [(m["prediction"], m["sampler"], m["diffusion_steps"]) for m in chosen] == [("v", "ddim", 2),
+                                                                                          ("epsilon", "ddpm", 3)]
     # figure3 reuses table1's samples: the same WCT for the same model
     figure3 = json.loads((smoke_results / "figure3" / "results.json").read_text())["numbers"]
     assert figure3["wave"]["SL"]["wct"] == numbers["wave"][0]["wct"]

@@ -32,11 +32,14 @@ PAPER_TABLE1 = {
 
 
 def models(settings: dict[str, Any]) -> list[tuple[str, int, list[str]]]:
-    """(label, network calls per frame, overrides) of every model in the table: SL first, then ARDM by S."""
+    """(label, network calls per frame, overrides) of every model in the table: SL first, then ARDM by S.
+    `ardm_overrides_by_steps` ({S: [...]}) adds the recipe chosen for that S (the few-step search's)."""
     common = list(settings.get("train_overrides", []))
     rows = [("SL", 1, common + list(settings.get("sl_overrides", [])))]
+    by_steps = {int(k): list(v) for k, v in (settings.get("ardm_overrides_by_steps") or {}).items()}
     for steps in settings.get("ardm_steps", []):
-        rows.append((f"ARDM S={steps}", steps, common + list(settings["ardm_overrides"]) + [f"model.diffusion_steps={steps}"]))
+        rows.append((f"ARDM S={steps}", steps, common + list(settings["ardm_overrides"]) + by_steps.get(steps, [])
+                     + [f"model.diffusion_steps={steps}"]))
     return rows
 
 
