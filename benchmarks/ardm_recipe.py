@@ -71,9 +71,14 @@ def _grid(stage: str, problems, steps, recipes, extra: tuple[str, ...] = (), suf
 
 
 STAGES: dict[str, list[Row]] = {
-    # stage 1: the schedule x parameterisation candidates at the fewest and a middling number of steps
+    # stage 1: the schedule x parameterisation candidates at the fewest and a middling number of steps. Run
+    # as `--stage schedule --worker 1/2` (cos-v, cos-eps) beside `--stage zero-terminal` (one worker each);
+    # the acdm rows (worker 0/2) were not trained: table1's quick ARDM is that recipe (its raw weights train
+    # identically; results/quick/table1)
     "schedule": _grid("schedule", ("wave", "flow"), (2, 10), ("acdm", "cos-v", "cos-zt-v", "cos-eps")),
-    "schedule2": _grid("schedule", ("wave", "flow"), (2, 10), ("cos-x0", "cos-zt-v-shift4", "lin-zt-v")),
+    "zero-terminal": [*_grid("schedule", ("wave", "flow"), (2,), ("cos-zt-v", "cos-zt-v-shift4")),
+                      *_grid("schedule", ("wave", "flow"), (10,), ("cos-zt-v",))],
+    "schedule2": _grid("schedule", ("wave", "flow"), (2, 10), ("cos-x0", "lin-zt-v")),
 }
 
 

@@ -204,3 +204,19 @@ def test_label_dim_averages_over_seeds_and_says_whether_every_high_d_beats_d0() 
     assert "not every one better" in wct_finding  # d = 16's mean 0.2 ties d = 0's
     means[16] = _mean_over_seeds([row(16, 0, 0.1, 2e-3), row(16, 1, 0.15, 2e-3)])
     assert "every one better than d = 0, the worst by 1.60x" in _findings(means)[1]
+
+
+def test_table1_says_per_score_whether_sl_wins_and_where_the_ardm_catches_up() -> None:
+    from stochlift.experiments.table1 import _findings
+
+    def row(model: str, calls: int, wct: float, wim: float, largest: float = 1.0) -> dict:
+        return {"model": model, "network_calls_per_frame": calls, "wct": wct, "wim": wim, "time_over_sl": calls * 2.0,
+                "max_abs_over_truth": largest}
+
+    rows = [row("SL", 1, 0.10, 0.010), row("ARDM S=2", 2, 0.50, 0.5, largest=40.0), row("ARDM S=10", 10, 0.09, 0.02),
+            row("ARDM S=40", 40, 0.08, 0.03)]
+    claim, wct, wim, diverged = _findings({"wave": rows})
+    assert "does not reproduce" in claim and "wct: no, wim: yes" in claim.lower()
+    assert "catches up at S = 10 (0.09 against SL's 0.1, at 20.0x" in wct and "ARDM S=10, ARDM S=40" in wct
+    assert "SL wins against every ARDM; the closest is ARDM S=10 (0.02 against 0.01)" in wim
+    assert diverged == "wave: diverged (fields beyond 3x the truth's largest value): ARDM S=2."
