@@ -79,6 +79,11 @@ STAGES: dict[str, list[Row]] = {
     "zero-terminal": [*_grid("schedule", ("wave", "flow"), (2,), ("cos-zt-v", "cos-zt-v-shift4")),
                       *_grid("schedule", ("wave", "flow"), (10,), ("cos-zt-v",))],
     "schedule2": _grid("schedule", ("wave", "flow"), (2, 10), ("cos-x0", "lin-zt-v")),
+    # what the machine's time allowed after the first two rows (both Wave S = 2): the two v-prediction
+    # schedules on Flow and at S = 10, two workers (--worker 0/2 and 1/2); the same row names as above
+    "few-steps": [*_grid("schedule", ("flow",), (2,), ("cos-zt-v",)), *_grid("schedule", ("wave",), (10,), ("cos-zt-v",)),
+                  *_grid("schedule", ("flow",), (10,), ("cos-zt-v",)), *_grid("schedule", ("wave",), (10,), ("cos-v",)),
+                  *_grid("schedule", ("flow",), (2, 10), ("cos-v",))],
 }
 
 
