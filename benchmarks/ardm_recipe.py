@@ -28,16 +28,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from stochlift.apps.bench import machine
+from stochlift.apps.experiments import load_settings
+from stochlift.apps.experiments.workspace import Workspace, model_config
 from stochlift.baselines.sampler import build_sampler
-from stochlift.bench import machine
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
-from stochlift.experiments import load_settings
-from stochlift.experiments.workspace import Workspace, model_config
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, load_weights, read_checkpoint
-from stochlift.lifting.constraints import constraint_for
 from stochlift.lifting.rollout import initial_frames, rollout
-from stochlift.lifting.train import load_run
-from stochlift.metrics.evaluate import evaluate_files
+from stochlift.lifting.runs import load_run
+from stochlift.problems import constraint_for
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ardm_recipe_search.jsonl"
 WORKSPACE = Path("results/quick/_work")
@@ -81,8 +81,10 @@ STAGES: dict[str, list[Row]] = {
     "schedule2": _grid("schedule", ("wave", "flow"), (2, 10), ("cos-x0", "lin-zt-v")),
     # what the machine's time allowed after the first two rows (both Wave S = 2): the two v-prediction
     # schedules on Flow and at S = 10, two workers (--worker 0/2 and 1/2); the same row names as above
-    "few-steps": [*_grid("schedule", ("flow",), (2,), ("cos-zt-v",)), *_grid("schedule", ("wave",), (10,), ("cos-zt-v",)),
-                  *_grid("schedule", ("flow",), (10,), ("cos-zt-v",)), *_grid("schedule", ("wave",), (10,), ("cos-v",)),
+    "few-steps": [*_grid("schedule", ("flow",), (2,), ("cos-zt-v",)),
+                  *_grid("schedule", ("wave",), (10,), ("cos-zt-v",)),
+                  *_grid("schedule", ("flow",), (10,), ("cos-zt-v",)),
+                  *_grid("schedule", ("wave",), (10,), ("cos-v",)),
                   *_grid("schedule", ("flow",), (2, 10), ("cos-v",))],
 }
 

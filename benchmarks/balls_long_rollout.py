@@ -28,14 +28,14 @@ import torch
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.synthetic_video import make_bouncing_balls
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.demo_video import file_frame_statistics
+from stochlift.apps.demo.video import file_frame_statistics
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
-from stochlift.plots import _new_figure, _save_png
-from stochlift.plots_video import save_video_grid
+from stochlift.apps.plots import _new_figure, _save_png
+from stochlift.apps.plots.video import save_video_grid
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "balls_long_rollout"

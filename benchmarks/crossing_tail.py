@@ -28,20 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from stochlift.bench import machine
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.apps.bench import machine
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.rollout import sample_to_file
-from stochlift.lifting.train import load_run
-from stochlift.metrics.evaluate import crossing_for
+from stochlift.lifting.runs import load_run
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def crossing_times(file: TrajectoryFile, split: str, reference: TrajectoryFile) -> np.ndarray:
-    """Crossing times (normalised to [0, 1], as WCT's) of every trajectory of a split, by the reference's QoI."""
-    crossing = crossing_for(reference)
-    return np.concatenate([crossing(chunk) for chunk in file.iter_chunks(split, 64)])
+def crossing_times(data: Path, other: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Crossing times (normalised to [0, 1], as WCT's) of the data's test split and of a split of `other`,
+    by the data's problem (`stochlift evaluate`'s)."""
+    _, metrics = evaluate_files(data, other, generated_split=split)
+    return metrics.tau_reference, metrics.tau_generated
 
 
 def summary(tau: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -63,17 +63,17 @@ def main() -> None:
     name = args.name or f"{problem}_{args.run.name}"
     samples_dir = args.run.parents[2] / "samples" / problem
     samples_dir.mkdir(parents=True, exist_ok=True)
-    truth = crossing_times(data, "test", data)[: args.trajectories]
-    rows: dict[str, Any] = {"truth (test)": summary(truth, truth),
-                            "truth (train)": summary(crossing_times(data, "train", data), truth)}
+    truth, train = crossing_times(data.path, data.path, "train")
+    paired = truth[np.arange(args.trajectories) % len(truth)]  # rollout i starts from test trajectory i mod n
+    rows: dict[str, Any] = {"truth (test)": summary(truth, truth), "truth (train)": summary(train, truth)}
     for k in args.starts:
         out = samples_dir / f"{args.run.name}-n{args.trajectories}-seed{args.seed}-start{k}.h5"
         if not out.is_file():
             sample_to_file(args.run, out, trajectories=args.trajectories, seed=args.seed, initial_split="test",
                            initial_count=k, progress=False)
-        tau = crossing_times(TrajectoryFile(out), "generated", data)
+        tau = crossing_times(data.path, out, "generated")[1]
         rows[f"from the first {k} true frame(s)"] = {**summary(tau, truth),
-                                                     "correlation_with_own_truth": float(np.corrcoef(tau, truth)[0, 1])
+                                                     "correlation_with_own_truth": float(np.corrcoef(tau, paired)[0, 1])
                                                      if k > 1 and tau.std() > 0 else None}
     provenance = {"command": " ".join(["python", *sys.argv]), "machine": machine(), "load_average": os.getloadavg(),
                   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -32,15 +32,15 @@ import torch
 
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.demo_video import VIDEO_DATASETS
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
-from stochlift.metrics.fvd import GaussianStats, I3DExtractor, fvd_from_stats
+from stochlift.metrics.fvd import I3DExtractor, fvd_bootstrap, fvd_of_features
+from stochlift.problems import get_problem
 from stochlift.metrics.video import BestOfN, prepare
-from stochlift.plots import save_snapshot_grid
-from stochlift.plots_video import save_video_grid
+from stochlift.apps.plots import save_snapshot_grid
+from stochlift.apps.plots.video import save_video_grid
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "digits_fvd"
@@ -92,24 +92,6 @@ def features(work: Path, name: str, clips: np.ndarray, extractor: I3DExtractor) 
     return np.load(path)
 
 
-def fvd_of(real: np.ndarray, fake: np.ndarray) -> float:
-    a, b = GaussianStats(), GaussianStats()
-    a.add(real)
-    b.add(fake)
-    return fvd_from_stats(a, b)
-
-
-def bootstrap(real: np.ndarray, fakes: list[np.ndarray], draws: int = 200) -> np.ndarray:
-    """FVD of each generated set over `draws` resamples of the test videos (each with its generated clips),
-    the same resamples for every set, so differences between sets are paired: [draws, len(fakes)]."""
-    rng = np.random.default_rng(0)
-    values = []
-    for _ in range(draws):
-        rows = rng.integers(0, len(real), len(real))
-        values.append([fvd_of(real[rows], fake[rows]) for fake in fakes])
-    return np.array(values)
-
-
 def scores(truth: np.ndarray, samples: np.ndarray, real: np.ndarray, fake: np.ndarray) -> dict:
     """FVD of the first sample per video against the truth, best-of-N PSNR/SSIM over all samples."""
     predicted = slice(CONTEXT, CONTEXT + PREDICTED)
@@ -117,7 +99,7 @@ def scores(truth: np.ndarray, samples: np.ndarray, real: np.ndarray, fake: np.nd
     for v in range(truth.shape[0]):
         best.add(samples[:, v, predicted], truth[v, predicted])
     result = best.result()
-    return {"fvd": fvd_of(real, fake), "samples_per_video": samples.shape[0],
+    return {"fvd": fvd_of_features(real, fake), "samples_per_video": samples.shape[0],
             **{k: result[k] for k in ("psnr_best", "ssim_best", "psnr_mean", "ssim_mean", "sample_spread")}}
 
 
@@ -132,7 +114,8 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / "data.h5"
     if not data.exists():
-        VIDEO_DATASETS["digits"](data, trajectories=None, frames=None, size=None, seed=0, progress=True)
+        get_problem("video").demos["digits"].make_data(data, trajectories=None, frames=None, size=None, seed=0,
+                                                       progress=True)
     with TrajectoryFile(data) as f:
         truth = prepare(f.read("test", slice(None), slice(0, CONTEXT + PREDICTED)))
     videos = truth.shape[0]
@@ -150,7 +133,7 @@ def main() -> None:
     real = features(args.work, "truth", truth[:, CONTEXT:], extractor)
     fakes = {name: features(args.work, name, videos_[0][:, CONTEXT:], extractor) for name, videos_ in generated.items()}
     rows = {name: scores(truth, generated[name], real, fake) for name, fake in fakes.items()}
-    resampled = bootstrap(real, list(fakes.values()))
+    resampled = fvd_bootstrap(real, list(fakes.values()))
     for name, column in zip(fakes, resampled.T):
         rows[name]["fvd_bootstrap_std"] = float(column.std())
     sl_column = list(fakes).index("SL (d = 32)")

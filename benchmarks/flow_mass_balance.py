@@ -1,5 +1,5 @@
 """Does the water balance fix the Flow rollouts? A trained Flow run sampled twice with the same labels: with
-no constraint, and with `model.constraint=water_balance` (stochlift.lifting.constraints).
+no constraint, and with `model.constraint=water_balance` (stochlift.problems.constraint_for).
 
     python benchmarks/flow_mass_balance.py RUN_DIR DATA.h5 [--trajectories 256] [--seed 1]
 
@@ -26,7 +26,7 @@ from stochlift.config import CONSTRAINTS
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.io import atomic_path
 from stochlift.lifting.rollout import sample_to_file
-from stochlift.metrics.evaluate import evaluate_files
+from stochlift.evaluation.evaluate import evaluate_files
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

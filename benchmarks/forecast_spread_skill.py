@@ -23,8 +23,8 @@ import torch
 
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.io import atomic_path, write_json
-from stochlift.lifting.train import load_run
-from stochlift.metrics.forecast import forecast_scores
+from stochlift.lifting.runs import load_run
+from stochlift.evaluation.forecast import forecast_scores
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCORES = ("spread_skill_ratio", "crps", "energy_score")

@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from stochlift.experiments import load_settings, write_results
-from stochlift.experiments.no_conditioning import run
-from stochlift.experiments.workspace import Workspace
+from stochlift.apps.experiments import load_settings, write_results
+from stochlift.apps.experiments.no_conditioning import run
+from stochlift.apps.experiments.workspace import Workspace
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

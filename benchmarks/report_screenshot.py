@@ -4,7 +4,7 @@
                                                             [--width 1280]
 
 Needs Debian's chromium + chromium-driver and the selenium package (`pip install -e ".[test]"`); see
-stochlift.browser. Prints every image of the page as the browser saw it and exits 1 if any did not load
+stochlift.apps.report.browser. Prints every image of the page as the browser saw it and exits 1 if any did not load
 (not complete, zero natural size, or not decodable), so the screenshot doubles as the check that the page
 renders.
 """
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from stochlift.browser import screenshot_page
+from stochlift.apps.report.browser import screenshot_page
 from stochlift.errors import StochliftError
 
 

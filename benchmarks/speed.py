@@ -2,7 +2,7 @@
 
     python benchmarks/speed.py [--preset cpu-quick] [--quick]
 
-Runs `stochlift.bench.run_bench` for a few option sets (the defaults, 1 vs all threads, channels_last,
+Runs `stochlift.apps.bench.run_bench` for a few option sets (the defaults, 1 vs all threads, channels_last,
 the old F.pad circular padding for comparison), profiles the fastest one with torch.profiler, and writes
 benchmarks/results/speed_cpu.{json,md} with the command, machine and date. On a GPU machine it writes
 speed_gpu.{json,md} instead and also runs the paper presets (paper-480, paper-128) with --fast options.
@@ -20,10 +20,10 @@ import torch
 from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from stochlift.bench import BenchOptions, machine, model_config, run_bench
+from stochlift.apps.bench import BenchOptions, machine, model_config, run_bench
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.fast import FastOptions, FastRollout
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.models import unet
 
 RESULTS = Path(__file__).resolve().parent / "results"

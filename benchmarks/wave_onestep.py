@@ -16,7 +16,7 @@ import torch
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.lifting.pairs import ArraySource, PairSet
-from stochlift.lifting.train import load_run
+from stochlift.lifting.runs import load_run
 
 
 def main() -> None:

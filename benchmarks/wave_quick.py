@@ -24,7 +24,7 @@ from stochlift.data.datasets import make_wave_dataset
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
-from stochlift.metrics.evaluate import evaluate_files
+from stochlift.evaluation.evaluate import evaluate_files
 
 VARIANTS = {"sl": [], "d0": ["model.label_dim=0"]}
 KEYS = ("wct", "wct_relative", "mass_w2", "mass_w2_relative", "final_std_ratio", "mean_field_rmse", "std_field_rmse")

@@ -28,7 +28,7 @@ from stochlift.lifting.model import LiftedModel
 from stochlift.lifting.pairs import initial_window
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
-from stochlift.metrics.evaluate import evaluate_files
+from stochlift.evaluation.evaluate import evaluate_files
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = ("wct_relative", "mass_w2_relative", "final_std_ratio", "mean_field_rmse", "std_field_rmse")

@@ -141,11 +141,11 @@ def cli_env() -> dict[str, str]:
 
 
 def cli_command(*args: str | os.PathLike) -> list[str]:
-    return [sys.executable, "-m", "stochlift.cli", *map(str, args)]
+    return [sys.executable, "-m", "stochlift", *map(str, args)]
 
 
 def run_cli_subprocess(*args: str | os.PathLike, timeout: float = 120, cwd: str | os.PathLike | None = None) -> CliResult:
-    """Run the real console entry point (`python -m stochlift.cli ...`) and capture exit code and output."""
+    """Run the real console entry point (`python -m stochlift ...`) and capture exit code and output."""
     proc = subprocess.run(
         cli_command(*args), capture_output=True, text=True, env=cli_env(), timeout=timeout, cwd=cwd
     )
@@ -154,14 +154,14 @@ def run_cli_subprocess(*args: str | os.PathLike, timeout: float = 120, cwd: str 
 
 @pytest.fixture
 def run_cli() -> Callable[..., CliResult]:
-    """`run_cli("train", "--data", path, ...)` runs `python -m stochlift.cli` in a subprocess."""
+    """`run_cli("train", "--data", path, ...)` runs `python -m stochlift` in a subprocess."""
     return run_cli_subprocess
 
 
 @pytest.fixture
 def run_cli_inprocess(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Callable[..., CliResult]:
-    """The same entry point (`stochlift.cli.main`), run in this process: faster, but shares its state."""
-    from stochlift import cli
+    """The same entry point (`stochlift.apps.cli.main`), run in this process: faster, but shares its state."""
+    from stochlift.apps import cli
 
     def run(*args: str | os.PathLike) -> CliResult:
         monkeypatch.setattr(sys, "argv", ["stochlift", *map(str, args)])

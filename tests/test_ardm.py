@@ -14,9 +14,10 @@ from stochlift.baselines.sampler import DDPMSampler
 from stochlift.baselines.schedule import LinearBetaSchedule
 from stochlift.config import apply_overrides, load_config
 from stochlift.errors import StochliftError
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.rollout import rollout
-from stochlift.lifting.train import load_run, train
+from stochlift.lifting.train import train
+from stochlift.lifting.runs import load_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

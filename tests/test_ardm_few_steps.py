@@ -189,7 +189,8 @@ def test_two_step_ardm_samples_both_modes_of_a_mixture_without_blowing_up(two_st
 
 
 def test_ardm_with_few_step_choices_trains_and_resumes_exactly(tmp_path: Path, tiny_data: Path) -> None:
-    config = tiny_config(tiny_data, *ARDM, "model.diffusion_steps=3", "train.steps=8", "model.diffusion_schedule=cosine",
+    config = tiny_config(tiny_data, *ARDM, "model.diffusion_steps=3", "train.steps=8",
+                         "model.diffusion_schedule=cosine",
                          "model.zero_terminal_snr=true", "model.prediction=x0", "model.sampler=ddim",
                          "model.snr_shift=4", "train.ema_decay=0.9")
     straight = train(config, tmp_path / "straight", progress=False)

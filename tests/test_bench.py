@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from stochlift.bench import PRESETS, BenchOptions, ardm_model, count_flops, model_config, run_bench
+from stochlift.apps.bench import PRESETS, BenchOptions, ardm_model, count_flops, model_config, run_bench
 from stochlift.errors import StochliftError
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

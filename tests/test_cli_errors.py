@@ -1,9 +1,9 @@
 """The CLI's answer to user mistakes: one `error: ...` line (or click's usage error), a non-zero exit, no
 traceback and no partial output.
 
-`run_cli` runs the real entry point (`python -m stochlift.cli`) in a subprocess; each one that reaches
+`run_cli` runs the real entry point (`python -m stochlift`) in a subprocess; each one that reaches
 training imports torch (5 s on a busy 2-core machine), so some cases use `run_cli_inprocess`, which calls
-the same `stochlift.cli.main` and reads its SystemExit code and stderr.
+the same `stochlift.apps.cli.main` and reads its SystemExit code and stderr.
 """
 
 from __future__ import annotations

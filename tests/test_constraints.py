@@ -14,8 +14,9 @@ from stochlift.data.flow import FlowParams, fractional_flow
 from stochlift.data.flow_datasets import make_flow_dataset
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-from stochlift.lifting.constraints import WaterBalance, constraint_for, water_balance_for
-from stochlift.lifting.model import build_model
+from stochlift.problems import constraint_for
+from stochlift.problems.flow import WaterBalance, water_balance_for
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.rollout import rollout, sample_to_file
 from stochlift.lifting.train import train
 

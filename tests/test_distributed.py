@@ -2,7 +2,7 @@
 
 Design: one torchrun launch (2 processes) trains the same tiny run twice, once to the end and once
 stopped after 3 of 6 steps; every rank saves the weights it holds. A second launch resumes the stopped
-run through the real CLI (`torchrun ... -m stochlift.cli train --resume`). Then:
+run through the real CLI (`torchrun ... -m stochlift train --resume`). Then:
   - both ranks hold identical weights (torch.equal: DDP all-reduces, so they must agree bit for bit);
   - the 2-process run equals a 1-process run with the same global batch within atol 1e-5 (the weights
     are O(1); only the order of float sums differs: 2 shard means averaged vs one mean; seen: ~2e-6);
@@ -88,7 +88,7 @@ def ddp_runs(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
     overrides = [*TINY_OVERRIDES, *DDP_OVERRIDES]
     torchrun(str(script), str(tiny_data), str(out), str(STOP), *overrides)
     # resume the stopped run through the real command line, as a user would
-    proc = torchrun("-m", "stochlift.cli", "train", "--data", str(tiny_data), "--out", str(out / "stopped"),
+    proc = torchrun("-m", "stochlift", "train", "--data", str(tiny_data), "--out", str(out / "stopped"),
                     "--resume", "--quiet", *overrides)
     assert proc.stdout.count("trained") == 1, f"only rank 0 should report: {proc.stdout!r}"
     return out

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-import stochlift.experiments as experiments
+import stochlift.apps.experiments as experiments
 from stochlift.baselines.interpolant import ExplicitInterpolant
 from stochlift.errors import StochliftError
-from stochlift.experiments.lipschitz import minimal_lipschitz
-from stochlift.experiments.nearest_neighbour import novelty_ratios
+from stochlift.apps.experiments.lipschitz import minimal_lipschitz
+from stochlift.apps.experiments.nearest_neighbour import novelty_ratios
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -102,8 +102,8 @@ def test_runs_are_shared_and_a_second_run_reuses_everything(smoke_results: Path,
 def test_models_trained_side_by_side_equal_those_trained_one_at_a_time(smoke_results: Path, tmp_path: Path) -> None:
     from safetensors.numpy import load_file
 
-    from stochlift.experiments.label_dim import planned_runs
-    from stochlift.experiments.workspace import Workspace
+    from stochlift.apps.experiments.label_dim import planned_runs
+    from stochlift.apps.experiments.workspace import Workspace
     from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 
     settings = {**SMOKE["label_dim"], "label_dims": [16]}
@@ -154,7 +154,7 @@ def test_explicit_interpolant_interpolates_and_is_affine_in_the_label() -> None:
 
 
 def test_no_conditioning_calls_a_breakdown_only_when_the_jump_errs_many_times_more() -> None:
-    from stochlift.experiments.no_conditioning import BREAKDOWN_RATIO, _verdict
+    from stochlift.apps.experiments.no_conditioning import BREAKDOWN_RATIO, _verdict
 
     def scores(mass: float, spectrum: float, **extra: float) -> dict[str, float]:
         return {"mass_w2_relative": mass, "spectrum_error_decades": spectrum, **extra}
@@ -174,7 +174,7 @@ def test_no_conditioning_calls_a_breakdown_only_when_the_jump_errs_many_times_mo
 
 
 def test_disconnected_water_counts_the_wet_area_cut_off_from_the_injector() -> None:
-    from stochlift.metrics.quantities import disconnected_water
+    from stochlift.problems.flow import disconnected_water
 
     frames = np.zeros((4, 1, 8, 8))
     frames[0, 0, :3, :3] = 0.8  # one wet piece holding the injector: physical
@@ -190,7 +190,7 @@ def test_disconnected_water_counts_the_wet_area_cut_off_from_the_injector() -> N
         disconnected_water(np.zeros((5, 5)))
 
 def test_label_dim_averages_over_seeds_and_says_whether_every_high_d_beats_d0() -> None:
-    from stochlift.experiments.label_dim import _findings, _mean_over_seeds
+    from stochlift.apps.experiments.label_dim import _findings, _mean_over_seeds
 
     def row(d: int, seed: int, wct: float, loss: float) -> dict:
         return {"label_dim": d, "seed": seed, "wct": wct, "training_set_loss": loss, "first_step_loss": loss,
@@ -207,7 +207,7 @@ def test_label_dim_averages_over_seeds_and_says_whether_every_high_d_beats_d0() 
 
 
 def test_table1_says_per_score_whether_sl_wins_and_where_the_ardm_catches_up() -> None:
-    from stochlift.experiments.table1 import _findings
+    from stochlift.apps.experiments.table1 import _findings
 
     def row(model: str, calls: int, wct: float, wim: float, largest: float = 1.0) -> dict:
         return {"model": model, "network_calls_per_frame": calls, "wct": wct, "wim": wim, "time_over_sl": calls * 2.0,

@@ -24,9 +24,9 @@ from stochlift.data.permeability import (
 )
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, write_trajectories
 from stochlift.errors import StochliftError
-from stochlift.metrics.evaluate import evaluate_files
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.metrics.physics import evaluate_physics
-from stochlift.metrics.quantities import CornerBreakthrough, corner_breakthrough_time, corner_mask
+from stochlift.problems.flow import CornerBreakthrough, corner_breakthrough_time, corner_mask
 
 SMALL = FlowParams(shape=(16, 16), frames=11)
 
@@ -288,7 +288,7 @@ def test_corner_breakthrough_time():
     np.testing.assert_allclose(corner_breakthrough_time(frames, 0.6, 3), [1.0, 0.2, 1.0])  # strictly above
     with pytest.raises(StochliftError, match="corner_size"):
         corner_breakthrough_time(frames, 0.5, 9)
-    result = evaluate_physics([frames], [frames[:2]], crossing=CornerBreakthrough(0.5, 3))
+    result = evaluate_physics([frames], [frames[:2]], CornerBreakthrough(0.5, 3))
     np.testing.assert_allclose(result.tau_reference, [0.4, 0.2, 1.0])
     assert result.to_dict()["crossing"] == "corner" and result.to_dict()["corner_size"] == 3
 

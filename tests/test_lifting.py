@@ -9,7 +9,7 @@ import torch
 from stochlift.config import ModelConfig, apply_overrides, load_config
 from stochlift.errors import StochliftError
 from stochlift.lifting.labels import batch_indices, training_labels
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.pairs import ArraySource, PairSet
 from stochlift.lifting.rollout import rollout
 from stochlift.models import UNet
@@ -107,7 +107,7 @@ def test_lifted_model_output_and_loss(output, loss):
                 "direct": raw}[output] if loss == "l2" else torch.sigmoid(raw)
     torch.testing.assert_close(prediction, expected)
     target = torch.rand(4, 1, 8, 8)
-    value = model.loss(window, xi, target)
+    value = model.loss(window, target, xi)
     assert value.ndim == 0 and torch.isfinite(value)
     if loss == "l2":  # the L2 loss in units of the residual scale for residual outputs
         scale = 1.0 if output == "direct" else 0.5
@@ -133,7 +133,7 @@ def test_second_order_output_needs_two_frames_and_scales_by_the_second_differenc
 class CountingModel(torch.nn.Module):
     """Adds the label's first entry to the last frame and counts the calls."""
 
-    window, label_dim, noise_shape = 2, 1, (1,)
+    window, label_dim, noise_shape, history_padding, frame_shape = 2, 1, (1,), "repeat", (1,)
 
     def __init__(self) -> None:
         super().__init__()
@@ -181,7 +181,7 @@ def test_rollout_rejects_too_few_frames():
 
 
 def test_pushforward_windows_end_in_the_models_own_predictions():
-    from stochlift.lifting.train import pushed_window
+    from stochlift.lifting.perturbations import pushed_window
 
     torch.manual_seed(0)
     data = np.random.default_rng(0).normal(size=(2, 6, 3)).astype(np.float32)
@@ -233,7 +233,7 @@ def test_a_split_held_in_memory_gives_the_batches_read_pair_by_pair(tiny_data, p
 
 
 def test_smooth_input_noise_has_unit_variance_and_the_asked_correlation_length():
-    from stochlift.lifting.train import perturbation, smooth_field
+    from stochlift.lifting.perturbations import perturbation, smooth_field
 
     white = torch.randn(4000, 1, 1, 16, 16, generator=torch.Generator().manual_seed(0))
     smooth = smooth_field(white, 2.0)

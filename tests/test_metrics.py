@@ -10,7 +10,8 @@ import pytest
 
 from stochlift.errors import StochliftError
 from stochlift.metrics.physics import PhysicsEvaluator, evaluate_physics
-from stochlift.metrics.quantities import crossing_time, mass, ring_mask
+from stochlift.metrics.quantities import mass
+from stochlift.problems.wave import RingCrossing, crossing_time, ring_mask
 from stochlift.metrics.wasserstein import wasserstein_1d, wasserstein_1d_per_column
 
 # ------------------------------------------------------------------------------------------ wasserstein
@@ -145,7 +146,7 @@ def wave_ensemble(n: int, seed: int, t: int = 9, size: int = 8) -> np.ndarray:
 
 def test_identical_ensembles_score_zero() -> None:
     ref = wave_ensemble(20, seed=0)
-    result = evaluate_physics([ref], [ref.copy()])
+    result = evaluate_physics([ref], [ref.copy()], RingCrossing())
     assert result.wct == 0.0
     assert result.mass_w2 == 0.0
     assert result.mean_field_rmse == pytest.approx(0.0, abs=1e-12)
@@ -158,7 +159,7 @@ def test_identical_ensembles_score_zero() -> None:
 def test_collapsed_model_scores_at_least_one() -> None:
     ref = wave_ensemble(40, seed=1)
     collapsed = np.repeat(ref.mean(axis=0, keepdims=True), 25, axis=0)
-    result = evaluate_physics([ref], [collapsed])
+    result = evaluate_physics([ref], [collapsed], RingCrossing())
     # mass: W2 from a point mass to a distribution is >= its std at every time
     assert result.mass_w2_relative is not None and result.mass_w2_relative >= 1.0 - 1e-9
     assert result.wct_relative is not None and result.wct_relative >= 0.9
@@ -171,7 +172,7 @@ def test_mass_w2_excludes_the_initial_frame() -> None:
     ref = wave_ensemble(10, seed=2)
     gen = ref.copy()
     gen[:, 0] += 1.0  # a different initial frame changes mass at t = 0 only
-    result = evaluate_physics([ref], [gen])
+    result = evaluate_physics([ref], [gen], RingCrossing())
     assert result.mass_w2_per_time[0] > 0.5
     assert result.mass_w2 == pytest.approx(0.0, abs=1e-12)
     assert result.mean_field_rmse == pytest.approx(0.0, abs=1e-12)
@@ -179,7 +180,7 @@ def test_mass_w2_excludes_the_initial_frame() -> None:
 
 def test_relative_scores_match_a_direct_computation() -> None:
     ref, gen = wave_ensemble(30, seed=3), wave_ensemble(21, seed=4)
-    result = evaluate_physics([ref], [gen], threshold=0.1)
+    result = evaluate_physics([ref], [gen], RingCrossing(threshold=0.1))
     tau_ref = crossing_time(ref, threshold=0.1)
     m_ref, m_gen = mass(ref), mass(gen)
     assert result.wct_relative == pytest.approx(result.wct / tau_ref.std())
@@ -194,8 +195,8 @@ def test_relative_scores_match_a_direct_computation() -> None:
 
 def test_streaming_in_chunks_matches_one_chunk() -> None:
     ref, gen = wave_ensemble(17, seed=5), wave_ensemble(11, seed=6)
-    whole = evaluate_physics([ref], [gen]).to_dict()
-    evaluator = PhysicsEvaluator()
+    whole = evaluate_physics([ref], [gen], RingCrossing()).to_dict()
+    evaluator = PhysicsEvaluator(RingCrossing())
     for start in range(0, 17, 3):  # interleaved, uneven final chunk
         evaluator.add_reference(ref[start : start + 3])
         if start < 11:
@@ -207,7 +208,7 @@ def test_streaming_in_chunks_matches_one_chunk() -> None:
 
 
 def test_to_dict_is_plain_json() -> None:
-    result = evaluate_physics([wave_ensemble(6, seed=7)], [wave_ensemble(5, seed=8)], ring_width=2)
+    result = evaluate_physics([wave_ensemble(6, seed=7)], [wave_ensemble(5, seed=8)], RingCrossing(ring_width=2))
     data = json.loads(json.dumps(result.to_dict()))
     assert data["ring_width"] == 2 and data["threshold"] == 0.05
     assert len(data["mass_w2_per_time"]) == 9
@@ -217,7 +218,7 @@ def test_to_dict_is_plain_json() -> None:
 
 def test_zero_reference_spread_gives_none() -> None:
     ref = np.zeros((4, 5, 1, 6, 6), dtype=np.float32)
-    result = evaluate_physics([ref], [ref + 0.01])
+    result = evaluate_physics([ref], [ref + 0.01], RingCrossing())
     assert result.wct_relative is None
     assert result.mass_w2_relative is None
     assert result.final_std_ratio is None
@@ -225,7 +226,7 @@ def test_zero_reference_spread_gives_none() -> None:
 
 
 def test_mismatched_shapes_raise_with_both_shapes() -> None:
-    evaluator = PhysicsEvaluator()
+    evaluator = PhysicsEvaluator(RingCrossing())
     evaluator.add_reference(np.zeros((3, 5, 1, 6, 6), dtype=np.float32))
     with pytest.raises(StochliftError, match=r"\(2, 5, 1, 6, 7\).*5, 1, 6, 6"):
         evaluator.add_generated(np.zeros((2, 5, 1, 6, 7), dtype=np.float32))
@@ -237,13 +238,13 @@ def test_mismatched_shapes_raise_with_both_shapes() -> None:
 def test_non_finite_values_raise(bad: float) -> None:
     chunk = np.zeros((2, 5, 1, 6, 6), dtype=np.float32)
     chunk[1, 3, 0, 2, 2] = bad
-    evaluator = PhysicsEvaluator()
+    evaluator = PhysicsEvaluator(RingCrossing())
     with pytest.raises(StochliftError, match="NaN or Inf"):
         evaluator.add_generated(chunk)
 
 
 def test_empty_ensemble_raises() -> None:
-    evaluator = PhysicsEvaluator()
+    evaluator = PhysicsEvaluator(RingCrossing())
     evaluator.add_reference(wave_ensemble(3, seed=9))
     with pytest.raises(StochliftError, match="generated"):
         evaluator.result()

@@ -14,10 +14,10 @@ import yaml
 from PIL import Image
 
 from conftest import smooth_trajectories, tiny_config, tiny_meta
-from stochlift import browser
+from stochlift.apps.report import browser
 from stochlift.data.trajectories import write_trajectories
 from stochlift.lifting.train import train
-from stochlift.report import build_report
+from stochlift.apps.report import build_report
 
 SECTIONS = ("config", "training", "rollouts", "qoi", "curves", "forecast", "ranks", "metrics")
 MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/gif": b"GIF8"}

@@ -18,10 +18,10 @@ from torch.nn import functional as F
 from stochlift.config import ModelConfig
 from stochlift.data.flow import FlowParams
 from stochlift.errors import StochliftError
-from stochlift.lifting.constraints import WaterBalance
+from stochlift.problems.flow import WaterBalance
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.labels import stream_seed
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.rollout import rollout
 from stochlift.models.unet import pad_circular
 

@@ -1,4 +1,4 @@
-"""Choosing the best of several training seeds on the validation split (stochlift.lifting.selection)."""
+"""Choosing the best of several training seeds on the validation split (stochlift.apps.selection)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from safetensors.numpy import load_file
 
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.flow_datasets import make_flow_dataset
-from stochlift.demo import run_demo
+from stochlift.apps.demo import run_demo
 from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, checkpoint_step
-from stochlift.lifting.selection import SELECTION_FILE, train_best_of, train_side_by_side
-from stochlift.lifting.train import run_finished, train
+from stochlift.apps.selection import SELECTION_FILE, train_best_of, train_side_by_side
+from stochlift.lifting.train import train
+from stochlift.lifting.runs import run_finished
 
 TINY_FLOW = ["train.steps=4", "model.label_dim=144", "train.batch_size=4", "train.log_every=1",
              "train.checkpoint_every=2",

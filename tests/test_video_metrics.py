@@ -24,7 +24,7 @@ from stochlift.data.trajectories import (
     write_trajectories,
 )
 from stochlift.errors import StochliftError
-from stochlift.metrics.evaluate import evaluate_files
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.metrics.fvd import GaussianStats, frechet_distance
 from stochlift.metrics.i3d import (
     I3D,
@@ -365,7 +365,7 @@ def test_evaluate_dispatches_video_files_without_weights(video_files, monkeypatc
 def test_evaluate_video_fvd_streams_and_reports_the_protocol(video_files) -> None:
     ref, gen = video_files
     options = {"extractor": _fake_extractor, "clip_frames": 5, "context_in_fvd": False, "fvd_batch_size": 2}
-    report, _ = evaluate_files(ref, gen, video_options=options)
+    report, _ = evaluate_files(ref, gen, options=options)
     assert report["protocol"]["fvd_frames"] == [1, 5] and report["protocol"]["fvd_clip_length"] == 4
     assert report["fvd_real_clips"] == 3 and report["fvd_generated_clips"] == 12
     real = _fake_extractor(TrajectoryFile(ref).read("test", slice(None), slice(1, 5)))
@@ -374,21 +374,21 @@ def test_evaluate_video_fvd_streams_and_reports_the_protocol(video_files) -> Non
     expected = frechet_distance(real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False))
     assert report["fvd"] == pytest.approx(expected, rel=1e-6)
     same, _ = evaluate_files(ref, ref, reference_split="test", generated_split="test",
-                             video_options={"extractor": _fake_extractor})
+                             options={"extractor": _fake_extractor})
     assert same["fvd"] == pytest.approx(0.0, abs=1e-6) and same["psnr_best"] == 100.0
 
 
 def test_unpaired_generated_files_get_fvd_only(video_files, tmp_path: Path) -> None:
     ref, _ = video_files
     write_trajectories(tmp_path / "other.h5", _video_meta(6), {"generated": _blobs(4, 6, seed=7)})
-    report, _ = evaluate_files(ref, tmp_path / "other.h5", video_options={"extractor": _fake_extractor})
+    report, _ = evaluate_files(ref, tmp_path / "other.h5", options={"extractor": _fake_extractor})
     assert report["fvd"] > 0 and "psnr_best" not in report
     assert any("do not start from the reference rows" in note for note in report["notes"])
 
 
 def test_bair_protocol_runs_from_a_trained_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from stochlift.lifting.train import train
-    from stochlift.metrics.video_protocol import run_video_protocol
+    from stochlift.evaluation.video_protocol import run_video_protocol
 
     monkeypatch.delenv(WEIGHTS_ENV, raising=False)
     data = _blobs(8, 6)
@@ -421,3 +421,17 @@ def test_cli_fvd_weights_and_video_evaluate(fake_sdist, video_files, run_cli_inp
     assert result.returncode == 0 and "psnr_best" in result.stdout and "note: FVD needs" in result.stderr
     bad = run_cli_inprocess("evaluate", "--reference", ref, "--generated", gen, "--i3d-weights", tmp_path / "no.st")
     assert bad.returncode == 2 and bad.stderr.startswith("error: I3D weight file")
+
+
+def test_fvd_bootstrap_resamples_videos_in_pairs() -> None:
+    from stochlift.metrics.fvd import fvd_bootstrap, fvd_of_features
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(64, 6))
+    close, far = real + 0.1 * rng.normal(size=real.shape), rng.normal(loc=2.0, size=real.shape)
+    draws = fvd_bootstrap(real, [close, far], draws=20, seed=1)
+    assert draws.shape == (20, 2) and (draws[:, 0] < draws[:, 1]).all()  # paired: the same videos in both columns
+    np.testing.assert_allclose(draws, fvd_bootstrap(real, [close, far], draws=20, seed=1), rtol=1e-9)  # seeded
+    assert draws[:, 1].mean() == pytest.approx(fvd_of_features(real, far), rel=0.3)
+    with pytest.raises(StochliftError, match="one generated clip per real one"):
+        fvd_bootstrap(real, [far[:10]])

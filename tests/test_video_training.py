@@ -11,11 +11,12 @@ import pytest
 import torch
 from conftest import TINY_OVERRIDES, TINY_UNET, tiny_config, write_tiny
 
-from stochlift import plots, plots_video
+from stochlift.apps import plots
+from stochlift.apps.plots import video as plots_video
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
-from stochlift.lifting.model import build_model
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.rollout import (
     initial_frames,
     rollout_batches,
@@ -23,7 +24,8 @@ from stochlift.lifting.rollout import (
     sample_to_file,
     stream_chunk,
 )
-from stochlift.lifting.train import load_run, train
+from stochlift.lifting.train import train
+from stochlift.lifting.runs import load_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -200,7 +202,7 @@ def test_video_grid_is_pixel_exact_and_takes_a_shorter_truth(tmp_path: Path) -> 
 
 
 def test_digits_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
-    from stochlift.demo import run_demo
+    from stochlift.apps.demo import run_demo
 
     calls = []
 
@@ -208,7 +210,7 @@ def test_digits_demo_runs_end_to_end_and_resumes(tmp_path: Path) -> None:
         calls.append(given)
         return {"fvd": 1.0}
 
-    from stochlift import demo_video
+    from stochlift.apps.demo import video as demo_video
 
     overrides = ["model.options={depths: [8, 16], mid_blocks: 1, embed_width: 16, groups: 4}",
                  "model.label_dim=4", "train.steps=4", "train.batch_size=4", "train.log_every=2"]

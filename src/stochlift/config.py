@@ -16,16 +16,25 @@ from typing import Any
 
 import yaml
 
-from stochlift.baselines.parameterisation import PREDICTIONS
-from stochlift.baselines.sampler import SAMPLERS
-from stochlift.baselines.schedule import SCHEDULES
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
-from stochlift.lifting.outputs import OUTPUTS
+from stochlift.registry import Registry
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+OUTPUTS = ("residual", "second_order", "direct")  # model.output: stochlift.lifting.outputs
+ANCHORED = ("residual", "second_order")  # outputs x = anchor(window) + s * R, with a residual scale s
 HISTORY_PADDINGS = ("repeat", "zeros")  # model.history_padding: frame 0 repeated, or zero frames
-CONSTRAINTS = ("none", "water_balance")  # model.constraint: stochlift.lifting.constraints
+
+# generator methods by name (the contract: stochlift.lifting.generator). Lazy "module:Class" entries, so the
+# schema imports no model code and the core no baseline; a method class checks its own settings
+# (`validate_config`) and builds its model (`from_config`).
+METHODS: Registry[Any] = Registry("method")
+METHODS.register("lifting", "stochlift.lifting.model:LiftedModel")
+METHODS.register("ardm", "stochlift.baselines.ardm:ARDM")
+# projections of generated frames onto physics the data obey exactly (model.constraint; "none" for none): a
+# name -> a factory (the starting file's TrajectoryMeta) -> nn.Module, kept in its problem's module
+CONSTRAINTS: Registry[Any] = Registry("constraint")
+CONSTRAINTS.register("water_balance", "stochlift.problems.flow:water_balance_for")
 
 
 @dataclass
@@ -51,10 +60,10 @@ class ModelConfig:
     # authors'), or "zeros", which tells a step with no history apart from one with little motion
     history_padding: str = "repeat"
     # a projection of each generated frame during sampling, onto physics the data obey exactly
-    # (stochlift.lifting.constraints): "none", or "water_balance" for Flow data (the wells' water budget)
+    # (stochlift.problems.constraint_for): "none", or "water_balance" for Flow data (the wells' water budget)
     constraint: str = "none"
     residual_scale: float | None = None  # s; None = std of (x_{t+1} - anchor) measured on the training data
-    frame_shape: list[int] | None = None  # shape of one frame ([C, H, W] or [D]); None = taken from the data
+    frame_shape: list[int] | None = None  # one frame: [C, H, W], [C, X] or [D]; None = taken from the data
     options: dict[str, Any] = field(default_factory=dict)  # backbone keyword arguments
     # ARDM only: diffusion steps S (network calls per frame), "clean" or "noisy" (diffused) conditioning,
     # and the scale the condition window is divided by (None = std of the training frames)
@@ -77,8 +86,9 @@ class ModelConfig:
     ddim_eta: float = 0.0
 
     def validate(self) -> None:
-        if self.method not in ("lifting", "ardm"):
-            raise StochliftError(f"model.method must be 'lifting' or 'ardm', got {self.method!r}")
+        """The checks every method shares; a method's own are its `validate_config` (see RunConfig.validate)."""
+        if self.method not in METHODS:
+            METHODS.get(self.method)  # the unknown-name error, with the registered names
         if self.window < 1:
             raise StochliftError(f"model.window must be >= 1, got {self.window}")
         if self.output not in OUTPUTS:
@@ -91,45 +101,10 @@ class ModelConfig:
         if self.history_padding == "zeros" and self.output == "second_order":
             raise StochliftError("model.output 'second_order' extrapolates from x_t - x_(t-1): "
                                  "it needs model.history_padding 'repeat'")
-        if self.constraint not in CONSTRAINTS:
-            raise StochliftError(f"model.constraint must be one of {list(CONSTRAINTS)}, got {self.constraint!r}")
-        if self.method == "ardm":
-            self._validate_ardm()
-            return
-        if self.label_dim < 0:
-            raise StochliftError(f"model.label_dim must be >= 0, got {self.label_dim}")
-        if self.loss not in ("l2", "bce"):
-            raise StochliftError(f"model.loss must be 'l2' or 'bce', got {self.loss!r}")
-        if self.loss == "bce" and self.output != "direct":
-            raise StochliftError("model.loss 'bce' predicts probabilities directly: set model.output to 'direct'")
-
-    def _validate_ardm(self) -> None:
-        if self.label_dim != 0:
-            raise StochliftError("an ARDM has no lifting label: set model.label_dim=0")
-        if self.diffusion_steps < 1:
-            raise StochliftError(f"model.diffusion_steps must be >= 1, got {self.diffusion_steps}")
-        if self.conditioning not in ("clean", "noisy"):
-            raise StochliftError(f"model.conditioning must be 'clean' or 'noisy', got {self.conditioning!r}")
-        if self.loss not in ("huber", "l2"):
-            raise StochliftError(f"an ARDM's model.loss must be 'huber' or 'l2' (on the noise), got {self.loss!r}")
-        for name, allowed in (("diffusion_schedule", SCHEDULES), ("prediction", PREDICTIONS), ("sampler", SAMPLERS)):
-            if getattr(self, name) not in allowed:
-                raise StochliftError(f"model.{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
-        if self.snr_shift <= 0:
-            raise StochliftError(f"model.snr_shift must be > 0, got {self.snr_shift}")
-        if not 0 <= self.ddim_eta <= 1:
-            raise StochliftError(f"model.ddim_eta must be in [0, 1], got {self.ddim_eta}")
-        if self.ddim_eta and self.sampler != "ddim":
-            raise StochliftError("model.ddim_eta is DDIM's noise level: set model.sampler=ddim, or leave ddim_eta at 0")
-        if self.zero_terminal_snr:
-            if self.diffusion_steps < 2:
-                raise StochliftError("model.zero_terminal_snr needs model.diffusion_steps >= 2")
-            if self.prediction == "epsilon":
-                raise StochliftError("model.zero_terminal_snr makes the last step pure noise, where the noise says "
-                                     "nothing of the frame: set model.prediction to 'x0' or 'v'")
-            if self.conditioning == "noisy":
-                raise StochliftError("model.zero_terminal_snr with noisy conditioning would erase the condition "
-                                     "at the first step: use model.conditioning=clean")
+        if self.constraint != "none" and self.constraint not in CONSTRAINTS:
+            raise StochliftError(f"model.constraint must be one of {['none', *CONSTRAINTS.names()]}, "
+                                 f"got {self.constraint!r}")
+        METHODS.get(self.method).validate_config(self)
 
 
 @dataclass
@@ -158,6 +133,10 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     log_every: int = 50
+    # a validation score logged with the loss (lifting/validation.py): rollouts from the first frames of this
+    # many trajectories of the data file's "valid" split, every validate_every steps and at the end (0: never)
+    validate_every: int = 500
+    validation_trajectories: int = 16
     # speed and scale (lifting/distributed.py): micro-batches per step (gradients summed, same update up to
     # float rounding), "fp32" | "bf16" | "fp16" autocast on GPUs (fp16 with a gradient scaler), the device
     # ("auto": CUDA when available), and DataLoader worker processes reading the training pairs
@@ -170,8 +149,9 @@ class TrainConfig:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "grad_accum"):
             if getattr(self, name) <= 0:
                 raise StochliftError(f"train.{name} must be > 0, got {getattr(self, name)}")
-        if self.workers < 0:
-            raise StochliftError(f"train.workers must be >= 0, got {self.workers}")
+        for name in ("workers", "validate_every", "validation_trajectories"):
+            if getattr(self, name) < 0:
+                raise StochliftError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise StochliftError(f"train.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -202,8 +182,9 @@ class RunConfig:
             raise StochliftError(f"data.trajectories must be >= 1, got {self.data.trajectories}")
         self.model.validate()
         self.train.validate()
-        if self.model.method == "ardm" and self.train.unroll:
-            raise StochliftError("train.unroll (pushforward) is for lifted models; an ARDM trains on true windows")
+        if self.train.unroll and not METHODS.get(self.model.method).pushforward:
+            raise StochliftError(f"train.unroll (pushforward) rolls a lifted model with its training labels; "
+                                 f"model.method={self.model.method} trains on true windows: set train.unroll=0")
         return self
 
     def to_dict(self) -> dict[str, Any]:

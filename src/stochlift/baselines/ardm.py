@@ -25,12 +25,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stochlift.baselines.parameterisation import training_target
-from stochlift.baselines.sampler import build_sampler
-from stochlift.baselines.schedule import build_schedule
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from stochlift.baselines.parameterisation import PREDICTIONS, training_target
+from stochlift.baselines.sampler import SAMPLERS, build_sampler
+from stochlift.baselines.schedule import SCHEDULES, build_schedule
 from stochlift.config import ModelConfig
+from stochlift.errors import StochliftError
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.outputs import ANCHORED, anchor
+from stochlift.models import BACKBONES, build_backbone
+
+if TYPE_CHECKING:
+    from stochlift.lifting.pairs import PairSet
 
 
 class ARDM(nn.Module):
@@ -52,8 +61,78 @@ class ARDM(nn.Module):
         self.register_buffer("frame_scale", torch.tensor(float(config.frame_scale or 1.0)))
         self.clip = config.clip_denoised
 
+    pushforward = False  # an ARDM trains on true windows (train.unroll is refused)
+
+    @classmethod
+    def validate_config(cls, model: ModelConfig) -> None:
+        if model.label_dim != 0:
+            raise StochliftError("an ARDM has no lifting label: set model.label_dim=0")
+        if model.diffusion_steps < 1:
+            raise StochliftError(f"model.diffusion_steps must be >= 1, got {model.diffusion_steps}")
+        if model.conditioning not in ("clean", "noisy"):
+            raise StochliftError(f"model.conditioning must be 'clean' or 'noisy', got {model.conditioning!r}")
+        if model.loss not in ("huber", "l2"):
+            raise StochliftError(f"an ARDM's model.loss must be 'huber' or 'l2' (on the noise), got {model.loss!r}")
+        cls._validate_few_step_choices(model)
+
+    @staticmethod
+    def _validate_few_step_choices(model: ModelConfig) -> None:
+        """model.diffusion_schedule, snr_shift, zero_terminal_snr, prediction, sampler and ddim_eta."""
+        for name, allowed in (("diffusion_schedule", SCHEDULES), ("prediction", PREDICTIONS), ("sampler", SAMPLERS)):
+            if getattr(model, name) not in allowed:
+                raise StochliftError(f"model.{name} must be one of {list(allowed)}, got {getattr(model, name)!r}")
+        if model.snr_shift <= 0:
+            raise StochliftError(f"model.snr_shift must be > 0, got {model.snr_shift}")
+        if not 0 <= model.ddim_eta <= 1:
+            raise StochliftError(f"model.ddim_eta must be in [0, 1], got {model.ddim_eta}")
+        if model.ddim_eta and model.sampler != "ddim":
+            raise StochliftError("model.ddim_eta is DDIM's noise level: set model.sampler=ddim, or leave ddim_eta at 0")
+        if model.zero_terminal_snr:
+            if model.diffusion_steps < 2:
+                raise StochliftError("model.zero_terminal_snr needs model.diffusion_steps >= 2")
+            if model.prediction == "epsilon":
+                raise StochliftError("model.zero_terminal_snr makes the last step pure noise, where the noise says "
+                                     "nothing of the frame: set model.prediction to 'x0' or 'v'")
+            if model.conditioning == "noisy":
+                raise StochliftError("model.zero_terminal_snr with noisy conditioning would erase the condition "
+                                     "at the first step: use model.conditioning=clean")
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> ARDM:
+        """The backbone takes the window and the noisy next frame as channels and the diffusion step where
+        the lifted model takes its label: through a sinusoidal time embedding when the backbone has one."""
+        frame_shape = tuple(config.frame_shape or ())
+        spec = BACKBONES.get(config.backbone)
+        options = dict(config.options)
+        if spec.time_embedding:
+            options["label_embedding"] = "sinusoidal"
+        if spec.label_planes:
+            options.pop("label_planes", None)  # no lifting label to lay out as planes
+        spec.check_frame(config.backbone, frame_shape, options, 0)
+        backbone = build_backbone(config.backbone, in_channels=(config.window + 1) * frame_shape[0],
+                                  out_channels=frame_shape[0], label_dim=1, **options)
+        return cls(backbone, config)
+
+    @classmethod
+    def resolve_from_data(cls, config: ModelConfig, pairs: PairSet, seed: int) -> None:
+        """The scale the condition window is divided by (the std of the training frames), and the clip bound:
+        the largest |z| of the quantity diffused (normalised increment or frame) in the training data."""
+        if config.frame_scale is None:
+            config.frame_scale = pairs.frame_scale(seed=seed)
+        if config.clip_denoised is None:
+            if config.output in ANCHORED:
+                output, scale = config.output, config.residual_scale
+                config.clip_denoised = pairs.largest(lambda w, t: (t - anchor(w, output)) / scale, seed=seed)
+            else:
+                frame_scale = config.frame_scale
+                config.clip_denoised = pairs.largest(lambda w, t: t / frame_scale, seed=seed)
+
     @property
     def steps(self) -> int:
+        return self.schedule.steps
+
+    @property
+    def calls_per_frame(self) -> int:
         return self.schedule.steps
 
     @property
@@ -97,21 +176,13 @@ class ARDM(nn.Module):
 
         return self._from_z(window, self.sampler.denoise(predict, noise[:, :, :channels], clip=self.clip))
 
-    def step_inputs(self, labels: torch.Tensor, index, seed: int, step: int) -> torch.Tensor:
-        """The training randomness of one step's batch, a function of (seed, step): per pair a diffusion
-        step t and the noise, packed as [B, 1 + noise numbers] (t in column 0) so it travels like a label."""
-        generator = torch.Generator().manual_seed(stream_seed(seed, "diffusion", step))
-        batch = len(index)
-        t = torch.randint(0, self.steps, (batch, 1), generator=generator)
-        noise = torch.randn(batch, self._noise_channels, *self.frame_shape[1:], generator=generator)
-        return torch.cat([t.to(noise.dtype), noise.flatten(1)], dim=1)
+    def training_noise(self, n_pairs: int, seed: int) -> DiffusionNoise:
+        return DiffusionNoise(self, seed)
 
-    def loss(self, window: torch.Tensor, packed: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Prediction loss (of the noise, the clean frame or v) at a random step: Huber (ACDM's) or mean
-        squared error."""
+    def loss(self, window: torch.Tensor, target: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Prediction loss (of the noise, the clean frame or v, by model.prediction) at the diffusion steps
+        t [B] with the noises [B, channels, ...]: Huber (ACDM's) or mean squared error."""
         channels = self.frame_shape[0]
-        t = packed[:, 0].long()
-        noise = packed[:, 1:].reshape(len(packed), self._noise_channels, *self.frame_shape[1:])
         clean = self._to_z(window, target)
         noisy = self.schedule.add_noise(clean, noise[:, :channels], t)
         condition = self._condition(window)
@@ -122,3 +193,18 @@ class ARDM(nn.Module):
         if self.loss_name == "huber":
             return F.smooth_l1_loss(predicted, wanted)
         return F.mse_loss(predicted, wanted)
+
+
+class DiffusionNoise:
+    """The training randomness of an ARDM: per pair a diffusion step t and the noise, fresh at every step,
+    a function of (seed, step) alone so a resumed run draws the same."""
+
+    def __init__(self, model: ARDM, seed: int) -> None:
+        self.model, self.seed = model, seed
+
+    def batch(self, index: np.ndarray, step: int) -> dict[str, torch.Tensor]:
+        m = self.model
+        generator = torch.Generator().manual_seed(stream_seed(self.seed, "diffusion", step))
+        t = torch.randint(0, m.steps, (len(index), 1), generator=generator)
+        noise = torch.randn(len(index), m._noise_channels, *m.frame_shape[1:], generator=generator)
+        return {"t": t[:, 0], "noise": noise}

@@ -5,14 +5,22 @@ The layout follows The Well (PolymathicAI) where it fits, so tools that know tha
     /                          attrs: dataset_name, problem, grid_type, n_spatial_dims, n_trajectories,
                                       simulation_parameters (names), one attr per parameter,
                                       field_names (channel order), stochlift_format
-    /dimensions                attrs: spatial_dims = ["x", "y"]; datasets: time [T], x [H], y [W]
-    /boundary_conditions/<n>   attrs: bc_type ("PERIODIC" | "WALL"), associated_dims; dataset: mask
-    /<split>/t0_fields/<name>  float32 [n_traj, T, H, W]   scalar fields that vary in time (the channels)
-    /<split>/t0_fields/<name>  float32 [n_traj, H, W]      static per-trajectory fields (time_varying=False)
+    /dimensions                attrs: spatial_dims = ["x", "y"] (2-D), ["x"] (1-D) or [] (vectors);
+                               datasets: time [T], and one coordinate array per spatial dim: x [H], y [W]
+    /boundary_conditions/<d>_<type>  one group per spatial dim d: attrs bc_type ("PERIODIC" | "WALL" | "OPEN"),
+                               associated_dims = [d]; dataset: mask (True at the two ends)
+    /<split>/t0_fields/<name>  float32 [n_traj, T, *spatial]  scalar fields that vary in time (the channels)
+    /<split>/t0_fields/<name>  float32 [n_traj, *spatial]     static per-trajectory fields (time_varying=False)
+
+A frame is [C, *spatial]: [C, H, W] on a 2-D grid, [C, X] on a 1-D grid (n_spatial_dims 1), or a vector [C]
+(n_spatial_dims 0: C named scalars, e.g. the variables of an SDE). Files written before 1-D and vector data
+existed are 2-D files with exactly this layout, and read as they always did. Each spatial dim has its own
+boundary condition (TrajectoryMeta.boundaries); `periodic` says whether every one is PERIODIC (what the
+U-Nets' circular padding needs).
 
 Splits (train/valid/test, or one split of generated samples) are groups holding The Well's per-file field
 groups. Every time-varying field carries `normalization_scale`: physical value = stored value * scale.
-Arrays handed out are [n, T, C, H, W] with the channels in `field_names` order.
+Arrays handed out are [n, T, C, *spatial] with the channels in `field_names` order.
 
 Storage dtype (`TrajectoryMeta.dtype`, attr `storage_dtype` on each time-varying field): "float32" (the
 default, physics) or "uint8" (video). A uint8 field holds round(255 * v) of values v in [0, 1]; the writer
@@ -29,6 +37,7 @@ HDF5 handles are opened lazily and re-opened after a fork, so a reader can be pa
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,22 +52,50 @@ from stochlift.io import atomic_path
 
 FORMAT_VERSION = 1
 _CHUNK_BYTES = 1 << 20  # target size of one HDF5 chunk
+_MIN_CHUNK_BYTES = 64 << 10  # small trajectories (vectors, short lines) share chunks up to about this size
+SPATIAL_DIMS = ("x", "y")  # the names of the spatial dims, in order; a frame has the first 0, 1 or 2 of them
+BC_TYPES = ("PERIODIC", "WALL", "OPEN")  # The Well's boundary condition types
 
 
 @dataclass
 class TrajectoryMeta:
-    """Everything about a trajectory set except the field values."""
+    """Everything about a trajectory set except the field values.
+
+    The spatial dims are those whose coordinates are given: x and y (frames [C, H, W]), x alone (1-D fields
+    [C, X]) or neither (vectors [C]). Boundary conditions: `periodic` alone says every dim is PERIODIC (else
+    WALL); `boundaries` gives one bc_type per dim where they differ (or one is OPEN) and then decides
+    `periodic` (True only when every dim is PERIODIC). `bc_types` is the per-dim answer either way.
+    """
 
     dataset_name: str
     problem: str  # tells evaluation which quantities of interest apply ("wave", "flow", "generic", ...)
     field_names: tuple[str, ...]
     time: np.ndarray  # [T] physical times
-    x: np.ndarray  # [H] grid coordinates of axis 2
-    y: np.ndarray  # [W] grid coordinates of axis 3
-    periodic: bool = False
+    x: np.ndarray | None = None  # [H] (or [X]) grid coordinates of the first spatial dim; None for vectors
+    y: np.ndarray | None = None  # [W] grid coordinates of the second spatial dim; None for 1-D fields and vectors
+    periodic: bool = False  # every spatial dim periodic
     field_scales: dict[str, float] = field(default_factory=dict)  # physical = stored * scale
     parameters: dict[str, Any] = field(default_factory=dict)  # generator parameters, seed, ...
     dtype: str = "float32"  # storage of the time-varying fields: "float32" or "uint8" (values in [0, 1], video)
+    boundaries: tuple[str, ...] | None = None  # per spatial dim "PERIODIC", "WALL" or "OPEN"; None: from `periodic`
+
+    def __post_init__(self) -> None:
+        if self.y is not None and self.x is None:
+            raise StochliftError("a second spatial dim (y) needs a first one (x)")
+        rank = len(self.spatial_dims)
+        if self.boundaries is None:
+            if self.periodic and not rank:
+                raise StochliftError("vectors have no spatial dims to be periodic; leave periodic False")
+            return
+        self.boundaries = tuple(str(b).upper() for b in self.boundaries)
+        unknown = sorted(set(self.boundaries) - set(BC_TYPES))
+        if len(self.boundaries) != rank or unknown:
+            raise StochliftError(f"boundaries must be one of {list(BC_TYPES)} per spatial dim {list(self.spatial_dims)}, "
+                                 f"got {list(self.boundaries)}")
+        every = rank > 0 and all(b == "PERIODIC" for b in self.boundaries)
+        if self.periodic and not every:
+            raise StochliftError(f"periodic=True but the boundaries are {list(self.boundaries)}")
+        self.periodic = every
 
     @property
     def frames(self) -> int:
@@ -69,8 +106,35 @@ class TrajectoryMeta:
         return len(self.field_names)
 
     @property
-    def frame_shape(self) -> tuple[int, int, int]:
-        return (self.channels, len(self.x), len(self.y))
+    def spatial_dims(self) -> tuple[str, ...]:
+        """The names of the spatial dims: ("x", "y"), ("x",) or () for vectors."""
+        return SPATIAL_DIMS[: (self.x is not None) + (self.y is not None)]
+
+    @property
+    def coords(self) -> tuple[np.ndarray, ...]:
+        """The grid coordinates of each spatial dim, in order."""
+        return tuple(c for c in (self.x, self.y) if c is not None)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return tuple(len(c) for c in self.coords)
+
+    @property
+    def bc_types(self) -> tuple[str, ...]:
+        """Per spatial dim, its boundary condition: "PERIODIC", "WALL" or "OPEN"."""
+        if self.boundaries is not None:
+            return tuple(self.boundaries)
+        return ("PERIODIC" if self.periodic else "WALL",) * len(self.spatial_dims)
+
+    @property
+    def axis_periodic(self) -> tuple[bool, ...]:
+        """Per spatial dim, whether it is periodic."""
+        return tuple(b == "PERIODIC" for b in self.bc_types)
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """[C, H, W], [C, X] or [C]."""
+        return (self.channels, *self.spatial_shape)
 
 
 STORAGE_DTYPES = ("float32", "uint8")
@@ -172,7 +236,7 @@ class TrajectoryWriter:
             dataset_name=m.dataset_name,
             problem=m.problem,
             grid_type="cartesian",
-            n_spatial_dims=2,
+            n_spatial_dims=len(m.spatial_dims),
             n_trajectories=sum(self.split_sizes.values()),
             field_names=list(m.field_names),
             simulation_parameters=sorted(m.parameters) or "json:[]",
@@ -183,15 +247,15 @@ class TrajectoryWriter:
         for name, value in m.parameters.items():
             f.attrs[name] = _attr_value(value)
         dims = f.create_group("dimensions")
-        dims.attrs["spatial_dims"] = ["x", "y"]
-        for name, values in (("time", m.time), ("x", m.x), ("y", m.y)):
+        dims.attrs["spatial_dims"] = list(m.spatial_dims) or np.array([], dtype=h5py.string_dtype())
+        for name, values in (("time", m.time), *zip(m.spatial_dims, m.coords)):
             d = dims.create_dataset(name, data=np.asarray(values, dtype=np.float64))
             d.attrs.update(sample_varying=False, time_varying=name == "time")
         bc = f.create_group("boundary_conditions")
-        for dim, n in (("x", len(m.x)), ("y", len(m.y))):
-            g = bc.create_group(f"{dim}_{'periodic' if m.periodic else 'wall'}")
+        for dim, n, kind in zip(m.spatial_dims, m.spatial_shape, m.bc_types):
+            g = bc.create_group(f"{dim}_{kind.lower()}")
             g.attrs.update(
-                bc_type="PERIODIC" if m.periodic else "WALL",
+                bc_type=kind,
                 associated_dims=[dim],
                 associated_fields=list(m.field_names),
                 sample_varying=False,
@@ -201,29 +265,32 @@ class TrajectoryWriter:
             mask[[0, -1]] = True
             g.create_dataset("mask", data=mask)
         f.create_group("scalars")
-        h, w = len(m.x), len(m.y)
+        spatial, points = m.spatial_shape, math.prod(m.spatial_shape)
         if m.dtype == "uint8":
             storage = {"dtype": "u1", "compression": "gzip", "compression_opts": 1}
-            chunk_t = int(np.clip(_CHUNK_BYTES // (h * w), 1, min(m.frames, _UINT8_CHUNK_FRAMES)))
+            chunk_t = int(np.clip(_CHUNK_BYTES // points, 1, min(m.frames, _UINT8_CHUNK_FRAMES)))
         else:
             storage = {"dtype": "f4"}
-            chunk_t = int(np.clip(_CHUNK_BYTES // (4 * h * w), 1, m.frames))
+            chunk_t = int(np.clip(_CHUNK_BYTES // (4 * points), 1, m.frames))
         self.time_chunk = chunk_t  # frames per HDF5 chunk: time-chunked writes are cheapest in multiples of it
+        # whole small trajectories (vectors, short lines) share a chunk, so a split is not thousands of tiny chunks
+        rows = max(1, _MIN_CHUNK_BYTES // (4 * m.frames * points)) if chunk_t == m.frames and m.dtype != "uint8" else 1
         for split, n in self.split_sizes.items():
             fields = f.create_group(f"{split}/t0_fields")
             f[split].attrs["n_trajectories"] = n
             for name in m.field_names:
-                d = fields.create_dataset(name, (n, m.frames, h, w), chunks=(1, chunk_t, h, w), **storage)
+                d = fields.create_dataset(name, (n, m.frames, *spatial), chunks=(min(rows, n), chunk_t, *spatial),
+                                          **storage)
                 d.attrs.update(
                     sample_varying=True,
                     time_varying=True,
-                    dim_varying=[True, True],
+                    dim_varying=np.ones(len(spatial), dtype=bool),
                     normalization_scale=float(m.field_scales.get(name, 1.0)),
                     storage_dtype=m.dtype,
                 )
             for name in self.static_fields:
-                d = fields.create_dataset(name, (n, h, w), "f4", chunks=(1, h, w))
-                d.attrs.update(sample_varying=True, time_varying=False, dim_varying=[True, True])
+                d = fields.create_dataset(name, (n, *spatial), "f4", chunks=(1, *spatial))
+                d.attrs.update(sample_varying=True, time_varying=False, dim_varying=np.ones(len(spatial), dtype=bool))
 
     def write(
         self,
@@ -236,7 +303,7 @@ class TrajectoryWriter:
     ) -> None:
         """Write rows [start, start + n) of `split`. Refuses NaN/Inf so no broken data set is ever made.
 
-        Time-varying fields are [n, T, H, W], whole rows; with `frame_start` given they may be [n, t, H, W],
+        Time-varying fields are [n, T, *spatial], whole rows; with `frame_start` given they may be [n, t, *spatial],
         frames [frame_start, frame_start + t) of those rows, so a long rollout can be written time chunk by
         time chunk (the file is complete once every frame of every row is written).
         For a uint8 file, time-varying fields may be uint8 (stored as given) or floats in [0, 1] (stored as
@@ -256,7 +323,7 @@ class TrajectoryWriter:
                     raise StochliftError(f"field {name!r} contains NaN or Inf; refusing to write {self.path}")
             dataset = self._file[f"{split}/t0_fields/{name}"]
             timed = name in fields and values.ndim == dataset.ndim and frame_start is not None
-            t = values.shape[1] if timed else dataset.shape[1]
+            t = values.shape[1] if timed else dataset.shape[1] if name in fields else 0  # frames (static: none)
             expected = (t, *dataset.shape[2:]) if timed else dataset.shape[1:]
             if values.shape[1:] != expected or (timed and not 0 <= frame_start <= self.meta.frames - t):
                 raise StochliftError(f"field {name!r}: rows of shape {values.shape[1:]} from frame {frame_start}, "
@@ -287,7 +354,7 @@ def write_trajectories(
     splits: dict[str, np.ndarray],
     static: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> None:
-    """Write whole splits at once; `splits[name]` is [n, T, C, H, W] with channels in field order."""
+    """Write whole splits at once; `splits[name]` is [n, T, C, *spatial] with channels in field order."""
     static = static or {}
     static_names = sorted({name for fields in static.values() for name in fields})
     if static and any(set(static.get(split, {})) != set(static_names) for split in splits):
@@ -296,6 +363,26 @@ def write_trajectories(
         for split, values in splits.items():
             fields = {name: values[:, :, c] for c, name in enumerate(meta.field_names)}
             w.write(split, 0, fields, static.get(split))
+
+
+def _boundaries(f: h5py.File, spatial: tuple[str, ...]) -> tuple[str, ...]:
+    """Each spatial dim's bc_type from /boundary_conditions (PERIODIC if any of its groups says so; WALL if none)."""
+    found: dict[str, list[str]] = {d: [] for d in spatial}
+    for group in f.get("boundary_conditions", {}).values():
+        kind = str(_from_attr(group.attrs.get("bc_type", ""))).upper()
+        associated = _from_attr(group.attrs.get("associated_dims", []))
+        for d in [associated] if isinstance(associated, str) else associated or []:
+            if d in found and kind in BC_TYPES:
+                found[d].append(kind)
+    return tuple("PERIODIC" if "PERIODIC" in kinds else kinds[0] if kinds else "WALL" for kinds in found.values())
+
+
+def _boundary_fields(kinds: tuple[str, ...]) -> dict[str, Any]:
+    """TrajectoryMeta's periodic/boundaries for per-dim bc types: the one flag when every dim is alike (PERIODIC
+    or WALL, as in every file written before per-dim boundaries existed), else the per-dim types."""
+    if set(kinds) <= {"PERIODIC"} or set(kinds) == {"WALL"}:
+        return {"periodic": "PERIODIC" in kinds, "boundaries": None}
+    return {"periodic": False, "boundaries": kinds}
 
 
 class TrajectoryFile:
@@ -351,10 +438,14 @@ class TrajectoryFile:
             raise StochliftError(f"{bad}: missing root attribute 'field_names' or group /dimensions")
         names = tuple(_from_attr(f.attrs["field_names"]))
         dims = f["dimensions"]
-        for key in ("time", "x", "y"):
+        spatial = tuple(_from_attr(dims.attrs["spatial_dims"])) if "spatial_dims" in dims.attrs else SPATIAL_DIMS
+        if spatial not in [SPATIAL_DIMS[:rank] for rank in range(len(SPATIAL_DIMS) + 1)]:
+            raise StochliftError(f"{bad}: spatial dims {list(spatial)}; stochlift reads [], ['x'] or ['x', 'y']")
+        for key in ("time", *spatial):
             if key not in dims:
                 raise StochliftError(f"{bad}: missing /dimensions/{key}")
-        time, x, y = dims["time"][()], dims["x"][()], dims["y"][()]
+        time, coords = dims["time"][()], [dims[d][()] for d in spatial]
+        expected = (len(time), *(len(c) for c in coords))
         splits: dict[str, int] = {}
         for split, group in f.items():
             if not (isinstance(group, h5py.Group) and "t0_fields" in group):
@@ -363,10 +454,9 @@ class TrajectoryFile:
                 if name not in group["t0_fields"]:
                     raise StochliftError(f"{bad}: split {split!r} lacks field {name!r}")
                 shape = group["t0_fields"][name].shape
-                if shape[1:] != (len(time), len(x), len(y)):
-                    raise StochliftError(
-                        f"{bad}: field {split}/{name} has shape {shape}, expected [n, {len(time)}, {len(x)}, {len(y)}]"
-                    )
+                if shape[1:] != expected:
+                    raise StochliftError(f"{bad}: field {split}/{name} has shape {shape}, expected "
+                                         f"[n, {', '.join(map(str, expected))}]")
             splits[split] = group["t0_fields"][names[0]].shape[0]
         if not splits:
             raise StochliftError(f"{bad}: it holds no split group with t0_fields")
@@ -377,11 +467,9 @@ class TrajectoryFile:
             problem=str(_from_attr(f.attrs.get("problem", "generic"))),
             field_names=names,
             time=time,
-            x=x,
-            y=y,
-            periodic=any(
-                _from_attr(g.attrs.get("bc_type", "")) == "PERIODIC" for g in f.get("boundary_conditions", {}).values()
-            ),
+            x=coords[0] if coords else None,
+            y=coords[1] if len(coords) > 1 else None,
+            **_boundary_fields(_boundaries(f, spatial)),
             field_scales={n: float(first[n].attrs.get("normalization_scale", 1.0)) for n in names},
             parameters=params,
             dtype="uint8" if first[names[0]].dtype == np.uint8 else "float32",
@@ -405,11 +493,12 @@ class TrajectoryFile:
     def read(
         self, split: str, rows: slice | int = slice(None), frames: slice = slice(None), *, raw: bool = False
     ) -> np.ndarray:
-        """Rows of a split as [n, t, C, H, W] float32 (an int row gives [t, C, H, W]).
+        """Rows of a split as [n, t, C, *spatial] float32 (an int row gives [t, C, *spatial]).
 
         uint8 (video) files give float32 in [0, 1]; `raw=True` gives the stored values (uint8 there).
         """
-        values = np.stack([dataset[rows, frames] for dataset in self._channel_datasets(split)], axis=-3)
+        channel_axis = -1 - len(self.meta.spatial_dims)  # just after the time axis
+        values = np.stack([dataset[rows, frames] for dataset in self._channel_datasets(split)], axis=channel_axis)
         if values.dtype == np.uint8 and not raw:
             return np.divide(values, 255.0, dtype=np.float32)
         return values
@@ -429,7 +518,7 @@ class TrajectoryFile:
         return fields[name][rows]
 
     def iter_chunks(self, split: str, chunk_size: int = 64) -> Iterator[np.ndarray]:
-        """Stream a split in chunks of trajectories, [n <= chunk_size, T, C, H, W] each."""
+        """Stream a split in chunks of trajectories, [n <= chunk_size, T, C, *spatial] each."""
         self._split(split)
         n = self.splits[split]
         for start in range(0, n, chunk_size):

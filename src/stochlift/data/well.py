@@ -41,7 +41,7 @@ import h5py
 import numpy as np
 import yaml
 
-from stochlift.data.trajectories import TrajectoryMeta
+from stochlift.data.trajectories import BC_TYPES, TrajectoryMeta
 from stochlift.errors import StochliftError
 
 FIELD_GROUPS = ("t0_fields", "t1_fields", "t2_fields")
@@ -49,6 +49,7 @@ SUFFIXES = (".hdf5", ".h5")
 STD_FLOOR = 1e-4  # The Well's normalisation clips std at this value
 MAX_OPEN = 4  # HDF5 files a reader keeps open at once (per process)
 CHUNK_CACHE_BYTES = 4 << 20  # h5py chunk cache per open file
+NORMALIZATION_FILE = "well_normalization.json"  # in a run trained on The Well's files: what the model saw
 
 
 def _text(value: Any) -> str:
@@ -120,6 +121,15 @@ def resolve_files(path: str | os.PathLike, split: str = "train") -> tuple[list[P
     if not files:
         raise StochliftError(f"no HDF5 files (*.hdf5, *.h5) in {directory}; expected The Well's data/<split>/*.hdf5")
     return files, directory
+
+
+def split_folders(path: str | os.PathLike) -> list[str]:
+    """The splits of a Well data set root (<root>/data/{train,valid,test}/ and no HDF5 files of its own), in
+    The Well's order; [] for a file, a folder of files, or anything else."""
+    path = Path(path)
+    if not path.is_dir() or _hdf5_files(path) or not (path / "data").is_dir():
+        return []
+    return [s for s in ("train", "valid", "test") if (path / "data" / s).is_dir()]
 
 
 def find_stats(directory: Path) -> Path | None:
@@ -367,6 +377,19 @@ class WellSource:
             out /= self.std[:, None, None]
         return out
 
+    def read_rows(self, start: int, stop: int, frames: slice = slice(None), *, raw: bool = False) -> np.ndarray:
+        """Trajectories [start, stop) (across files) as [n, t, C, H, W] float32 (normalised unless raw)."""
+        parts = []
+        for file in range(len(self.files)):
+            first, last = int(self.offsets[file]), int(self.offsets[file + 1])
+            if max(start, first) < min(stop, last):
+                rows = slice(max(start, first) - first, min(stop, last) - first)
+                parts.append(self.read_block(file, rows, frames, raw=raw))
+        if not parts:
+            t = len(range(*frames.indices(self.frames)))
+            return np.zeros((0, t, *self.frame_shape), np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
     def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) of one trajectory as [stop - start, C, H, W] float32, normalised."""
         file, row = self.locate(trajectory)
@@ -409,6 +432,10 @@ class WellSource:
                         f"{frames.start}..{frames.stop - 1}" + (" after normalisation" if self.normalized else ""))
         return None
 
+    def run_files(self) -> dict[str, Any]:
+        """What a run trained on these files keeps: the normalisation the model saw, for sampling to undo."""
+        return {NORMALIZATION_FILE: self.normalization()}
+
     def normalization(self) -> dict[str, Any]:
         """The normalisation as a record for the run: channels, mean, std and where they came from."""
         return {"format": "the_well", "data": str(self.path.resolve()), "stats": str(self.stats_path) if self.stats_path else None,
@@ -419,5 +446,12 @@ class WellSource:
         """Our metadata for frames of this source (physical units; used to write generated samples)."""
         return TrajectoryMeta(
             dataset_name=self.header.dataset_name, problem=self.header.problem, field_names=self.channels,
-            time=self.time, x=self.x, y=self.y, periodic=self.periodic, parameters=dict(self.parameters),
+            time=self.time, x=self.x, y=self.y, parameters=dict(self.parameters),
+            boundaries=tuple(_bc_type(self.boundaries[d]) for d in self.spatial_dims),
         )
+
+
+def _bc_type(kinds: tuple[str, ...]) -> str:
+    """One dim's boundary condition as our files hold it: PERIODIC if any of its bcs is, else the first known."""
+    known = [k for k in kinds if k in BC_TYPES]
+    return "PERIODIC" if "PERIODIC" in known else known[0] if known else "WALL"

@@ -109,8 +109,7 @@ def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str],
             d = dims.create_dataset(name, data=np.asarray(values, dtype=np.float32))
             d.attrs.update(sample_varying=False, time_varying=name == "time")
         bcs = f.create_group("boundary_conditions")
-        kind = "PERIODIC" if m.periodic else "WALL"
-        for dim, size in (("x", h), ("y", w)):
+        for dim, size, kind in zip(("x", "y"), (h, w), m.bc_types):
             g = bcs.create_group(f"{dim}_{kind.lower()}")
             g.attrs.update(associated_dims=np.array([dim], dtype=h5py.string_dtype()), bc_type=kind,
                            associated_fields=np.array([], dtype=h5py.string_dtype()),
@@ -172,6 +171,9 @@ def _export(file: TrajectoryFile, src: Path, out: Path, splits: dict[str, str] |
             overwrite: bool, progress: bool) -> Path:
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise StochliftError(f"{out} already exists and is not empty; pass --overwrite or choose another --out")
+    if len(file.meta.spatial_dims) != 2:
+        raise StochliftError(f"{src} holds frames {list(file.meta.frame_shape)}; export-well writes 2-D fields "
+                             "[C, H, W] only")
     mapping = split_mapping(list(file.splits), splits)
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", name or file.meta.dataset_name).strip("._") or "data"
     static = sorted(set(file.h5[next(iter(file.splits))]["t0_fields"]) - set(file.meta.field_names))

@@ -1,7 +1,7 @@
 """torch.distributed plumbing for training: process group from torchrun's environment, devices, shards.
 
-    torchrun --nproc_per_node 2 -m stochlift.cli train --data wave.h5 --config wave-quick --out runs/wave
-    torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 -m stochlift.cli train ...
+    torchrun --nproc_per_node 2 -m stochlift train --data wave.h5 --config wave-quick --out runs/wave
+    torchrun --nnodes 2 --node_rank R --master_addr HOST --nproc_per_node 8 -m stochlift train ...
 
 Every rank computes the same global batch of a step (`StepBatches.global_batch(step)`)
 and takes its contiguous shard; with equal shards, the mean of the ranks' shard-mean gradients (what DDP's

@@ -94,7 +94,7 @@ class Stepper:
 
     `load(window)` sets the history, then each `step(xi)` returns the next frame [B, *frame] (valid until
     the following step) and shifts the window. `xi` is the frame's randomness, [B, *noise_shape]: the
-    lifting label, or an ARDM's diffusion noises. A `constraint` (stochlift.lifting.constraints) maps
+    lifting label, or an ARDM's diffusion noises. A `constraint` (stochlift.problems.constraint_for) maps
     (last frame, network output) to the next frame, in fp32, inside the step (and its CUDA graph).
     """
 

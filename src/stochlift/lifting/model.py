@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from stochlift.baselines.ardm import ARDM
 from stochlift.config import ModelConfig
 from stochlift.errors import StochliftError
+from stochlift.lifting.labels import training_labels
 from stochlift.lifting.outputs import ANCHORED, anchor
-from stochlift.models import DEPTH_PRESETS, build_backbone
+from stochlift.models import BACKBONES, build_backbone
+
+if TYPE_CHECKING:
+    from stochlift.lifting.pairs import PairSet
 
 
 class LiftedModel(nn.Module):
@@ -22,6 +27,9 @@ class LiftedModel(nn.Module):
     "direct": F = R (or sigmoid(R) for BCE). See stochlift.lifting.outputs.
     """
 
+    calls_per_frame = 1  # one network call per generated frame: the point of the method
+    pushforward = True  # train.unroll: it can train on its own rollouts, each step with a pair's fixed label
+
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
         super().__init__()
         self.backbone = backbone
@@ -30,16 +38,39 @@ class LiftedModel(nn.Module):
         self.output = config.output
         self.loss_name = config.loss
         self.history_padding = config.history_padding
+        self.frame_shape = tuple(config.frame_shape) if config.frame_shape else None  # one frame, e.g. [C, H, W]
         self.register_buffer("residual_scale", torch.tensor(float(config.residual_scale or 1.0)))
+
+    @classmethod
+    def validate_config(cls, model: ModelConfig) -> None:
+        if model.label_dim < 0:
+            raise StochliftError(f"model.label_dim must be >= 0, got {model.label_dim}")
+        if model.loss not in ("l2", "bce"):
+            raise StochliftError(f"model.loss must be 'l2' or 'bce', got {model.loss!r}")
+        if model.loss == "bce" and model.output != "direct":
+            raise StochliftError("model.loss 'bce' predicts probabilities directly: set model.output to 'direct'")
+
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> LiftedModel:
+        """The backbone takes the window as channels and the label xi (d = model.label_dim)."""
+        frame_shape = tuple(config.frame_shape or ())
+        BACKBONES.get(config.backbone).check_frame(config.backbone, frame_shape, config.options, config.label_dim)
+        backbone = build_backbone(config.backbone, in_channels=config.window * frame_shape[0],
+                                  out_channels=frame_shape[0], label_dim=config.label_dim, **config.options)
+        return cls(backbone, config)
+
+    @classmethod
+    def resolve_from_data(cls, config: ModelConfig, pairs: PairSet, seed: int) -> None:
+        """Nothing beyond the shared residual scale (lifting/train.py resolve_config)."""
 
     @property
     def noise_shape(self) -> tuple[int, ...]:
         """Standard-normal numbers per sample per generated frame: the label (nothing when d = 0)."""
         return (self.label_dim,) if self.label_dim else ()
 
-    def step_inputs(self, labels: torch.Tensor, index: np.ndarray, seed: int, step: int) -> torch.Tensor | None:
-        """The labels of one training batch: each pair's fixed label from the bank (None when d = 0)."""
-        return labels[torch.from_numpy(np.asarray(index))] if self.label_dim else None
+    def training_noise(self, n_pairs: int, seed: int) -> LabelBank:
+        """The fixed labels of the training pairs (Algorithm 1): drawn once, a pure function of the seed."""
+        return LabelBank(training_labels(n_pairs, self.label_dim, seed) if self.label_dim else None)
 
     def _raw(self, window: torch.Tensor, xi: torch.Tensor | None) -> torch.Tensor:
         return self.backbone(window.flatten(1, 2) if window.dim() > 3 else window.flatten(1), xi)
@@ -60,7 +91,7 @@ class LiftedModel(nn.Module):
             return anchor(window, self.output) + self.residual_scale * raw
         return raw
 
-    def loss(self, window: torch.Tensor, xi: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+    def loss(self, window: torch.Tensor, target: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
         """Plain regression (Eq. 6): mean squared error, or binary cross-entropy on logits."""
         self._check(window, xi)
         raw = self._raw(window, xi)
@@ -71,46 +102,13 @@ class LiftedModel(nn.Module):
         return F.mse_loss(raw, target)
 
 
-def build_model(config: ModelConfig) -> LiftedModel | ARDM:
-    """The model of a resolved config (frame_shape known: [C, H, W] images or [D] vectors): the lifted
-    map, or with method "ardm" the diffusion baseline on the same backbone."""
-    if not config.frame_shape:
-        raise StochliftError("model.frame_shape is unknown; it is filled in from the training data")
-    frame_shape = tuple(config.frame_shape)
-    channels = frame_shape[0]
-    options = dict(config.options)
-    ardm = config.method == "ardm"
-    if ardm and config.backbone == "unet":
-        options["label_embedding"] = "sinusoidal"
-        options.pop("label_planes", None)  # an ARDM has no lifting label to lay out as planes
-    if config.backbone == "unet":
-        _check_unet(frame_shape, options, 0 if ardm else config.label_dim)
-    in_channels = (config.window + ardm) * channels  # an ARDM also takes the noisy next frame
-    label_dim = 1 if ardm else config.label_dim  # an ARDM's "label" is the diffusion step
-    backbone = build_backbone(config.backbone, in_channels=in_channels, out_channels=channels, label_dim=label_dim,
-                              **options)
-    return ARDM(backbone, config) if ardm else LiftedModel(backbone, config)
+class LabelBank:
+    """Each training pair's fixed label (None: d = 0, no label); the step does not matter."""
 
+    def __init__(self, labels: torch.Tensor | None) -> None:
+        self.labels = labels
 
-def _check_unet(frame_shape: tuple[int, ...], options: dict, label_dim: int) -> None:
-    """User errors in a U-Net's frame shape and options, named before the network is built."""
-    if len(frame_shape) != 3:
-        raise StochliftError(f"the unet backbone needs [C, H, W] frames, got frames of shape {frame_shape}")
-    depths = options.get("depths", "small")
-    if isinstance(depths, str) and depths not in DEPTH_PRESETS:
-        raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
-    _check_divisible(frame_shape[1:], len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths))
-    planes, pixels = options.get("label_planes", 0), frame_shape[1] * frame_shape[2]
-    if planes and label_dim == 0:
-        raise StochliftError("model.options.label_planes lays out the label as planes: with model.label_dim=0 "
-                             "(no label) set model.options.label_planes=0")
-    if planes and label_dim != planes * pixels:
-        raise StochliftError(f"model.options.label_planes={planes} reshapes the label into {planes} planes of "
-                             f"{frame_shape[1]}x{frame_shape[2]}: set model.label_dim={planes * pixels}, "
-                             f"not {label_dim}")
-
-
-def _check_divisible(spatial: tuple[int, ...], levels: int) -> None:
-    factor = 2 ** (levels - 1)
-    if any(s % factor for s in spatial):
-        raise StochliftError(f"a U-Net with {levels} levels needs sizes divisible by {factor}, got {spatial}")
+    def batch(self, index: np.ndarray, step: int = 0) -> dict[str, torch.Tensor]:
+        if self.labels is None:
+            return {}
+        return {"xi": self.labels[torch.from_numpy(np.asarray(index))]}

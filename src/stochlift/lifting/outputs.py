@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # only tensor arithmetic here: the config can import the names without torch
+from stochlift.config import ANCHORED, OUTPUTS
+
+if TYPE_CHECKING:
     import torch
 
-OUTPUTS = ("residual", "second_order", "direct")
-ANCHORED = ("residual", "second_order")  # outputs x = anchor(window) + s * R, with a residual scale s
+__all__ = ["ANCHORED", "OUTPUTS", "anchor"]
 
 
 def anchor(window: torch.Tensor, output: str) -> torch.Tensor:

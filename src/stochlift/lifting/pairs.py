@@ -8,7 +8,7 @@ frame 0 is padded exactly as rollouts start: by repeating frame 0 (the authors' 
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -47,6 +47,10 @@ class FrameSource(Protocol):
         """Frames [start, stop) of one trajectory as [stop - start, *frame_shape] float32."""
         ...
 
+    def run_files(self) -> dict[str, Any]:
+        """Files (name -> JSON-able content) a run trained on this source keeps beside its checkpoint."""
+        ...
+
 
 class ArraySource:
     """Trajectories already in memory, [N, T, *frame_shape] (e.g. vector states for tests)."""
@@ -63,6 +67,9 @@ class ArraySource:
 
     def read(self, trajectory: int, start: int, stop: int) -> np.ndarray:
         return self.data[trajectory, start:stop]
+
+    def run_files(self) -> dict[str, Any]:
+        return {}
 
 
 # A split (its first `limit` trajectories) at most this large as float32 is read once and served from memory
@@ -98,6 +105,9 @@ class FileSource:
         if data is not None:
             return data[trajectory, start:stop]
         return self.file.read(self.split, trajectory, slice(start, stop))
+
+    def run_files(self) -> dict[str, Any]:
+        return {}
 
 
 class PairSet:

@@ -11,19 +11,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
-from stochlift.lifting.constraints import constraint_for
 from stochlift.lifting.fast import FastOptions, FastRollout
+from stochlift.lifting.generator import Generator
 from stochlift.lifting.labels import stream_seed
-from stochlift.lifting.model import LiftedModel
 from stochlift.lifting.pairs import initial_window
-from stochlift.lifting.train import load_run
+from stochlift.lifting.runs import load_run
+from stochlift.problems import constraint_for
 
 
 @torch.inference_mode()
 def rollout_batches(
-    model: LiftedModel,
+    model: Generator,
     initial: np.ndarray | torch.Tensor,
     frames: int,
     *,
@@ -48,7 +49,7 @@ def rollout_batches(
     batch_size "auto" fills the GPU (largest batch whose step fits in memory) or is 256 on the CPU; since
     the batch size picks the label streams, pass a number where samples must be reproducible across machines.
     With the default options the samples are bit-identical to the plain one-call-per-frame loop.
-    `constraint` maps (last frame, network output) to each next frame (stochlift.lifting.constraints).
+    `constraint` maps (last frame, network output) to each next frame (stochlift.problems.constraint_for).
     Memory grows with batch x frames; `rollout_chunks` streams long rollouts in bounded memory.
     """
     options = FastOptions(device=device, autocast=autocast, channels_last=channels_last, compile=compile,
@@ -59,7 +60,7 @@ def rollout_batches(
 
 @torch.inference_mode()
 def rollout_chunks(
-    model: LiftedModel,
+    model: Generator,
     initial: np.ndarray | torch.Tensor,
     frames: int,
     *,
@@ -84,11 +85,12 @@ def rollout_chunks(
 
 
 def _rollout(
-    model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
+    model: Generator, initial: np.ndarray | torch.Tensor, frames: int, chunk_frames: int | None, seed: int,
     batch_size: int | str, progress: bool, options: FastOptions, constraint: nn.Module | None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """The rollout loop of both APIs: (row, frame, [b, t, *frame]) with t = frames when chunk_frames is None."""
     initial = torch.as_tensor(np.asarray(initial, dtype=np.float32))
+    check_initial(model, tuple(initial.shape))
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
@@ -103,7 +105,7 @@ def _rollout(
         given = initial[start : start + batch_size]
         generator = torch.Generator().manual_seed(stream_seed(seed, "rollout", b))
         stepper = engine.stepper(len(given))
-        stepper.load(initial_window(given, model.window, getattr(model, "history_padding", "repeat")))
+        stepper.load(initial_window(given, model.window, model.history_padding))
         for first in range(0, frames, chunk):
             out = engine.output(len(given), min(chunk, frames - first))
             for t in range(first, first + out.shape[1]):
@@ -118,7 +120,16 @@ def _rollout(
     bar.close()
 
 
-def rollout(model: LiftedModel, initial: np.ndarray | torch.Tensor, frames: int, **kwargs) -> np.ndarray:
+def check_initial(model: Generator, shape: tuple[int, ...]) -> None:
+    """Initial frames must be [N, k, *frame] with the model's frame: a user error named before any torch error."""
+    frame = model.frame_shape
+    if len(shape) < 3 or (frame is not None and shape[2:] != tuple(frame)):
+        wanted = f"[N, k, {', '.join(map(str, frame))}]" if frame is not None else "[N, k, *frame]"
+        raise StochliftError(f"initial frames of shape {list(shape)} given; the model expects {wanted}: N "
+                             f"trajectories, k >= 1 given frames each, frames of shape {list(frame or ['...'])}")
+
+
+def rollout(model: Generator, initial: np.ndarray | torch.Tensor, frames: int, **kwargs) -> np.ndarray:
     """All trajectories at once, [N, frames, *frame] (for small ensembles; use rollout_batches for big ones)."""
     return np.concatenate([batch for _, batch in rollout_batches(model, initial, frames, **kwargs)])
 
@@ -166,7 +177,7 @@ def sample_to_file(
     The rollout streams to the file `chunk_frames` frames at a time (default: about STREAM_BYTES per batch,
     in whole HDF5 chunks), so memory does not grow with `frames`. `dtype` is the storage ("float32" or
     "uint8"; default: the initial frames' file's, so video stays uint8, its values clipped to [0, 1]).
-    `constraint` names the projection of each generated frame (stochlift.lifting.constraints; default: the
+    `constraint` names the projection of each generated frame (stochlift.problems.constraint_for; default: the
     run's model.constraint, "none" to switch it off), built from the initial frames' file's metadata.
     """
     from stochlift.lifting.well_sampling import well_start
@@ -175,7 +186,7 @@ def sample_to_file(
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
     well = well_start(run_dir, trajectories, initial=initial, split=initial_split, count=initial_count)
     model, config, data = load_run(run_dir) if well is None else (well.model, well.config, None)
-    source = well or (TrajectoryFile(initial) if initial is not None else data)
+    source = well or (open_trajectories(initial) if initial is not None else data)
     if source is None:
         raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
     if list(source.meta.frame_shape) != list(config.model.frame_shape):
@@ -194,6 +205,7 @@ def sample_to_file(
         x=source.meta.x,
         y=source.meta.y,
         periodic=source.meta.periodic,
+        boundaries=source.meta.boundaries,
         field_scales=source.meta.field_scales,
         parameters={
             **source.meta.parameters,

@@ -1,25 +1,28 @@
 """Algorithm 1: fit F(window, xi) ~ next frame by plain regression on pairs with fixed random labels.
 
-One linear loop, top to bottom: build data, model and labels; then per step draw a batch (a function of
-seed and step), compute the loss, update, and checkpoint now and then. Everything that varies between
-steps is either in the checkpoint or a pure function of (seed, step), so `resume=True` continues exactly.
+`_train` is the loop, top to bottom on one screen (as DiT's and nanoGPT's): per step, draw a batch (a
+function of seed and step), perturb it, compute the loss, update, average, log, validate and checkpoint
+now and then. Its pieces live beside it: the method's training noise (lifting/generator.py), EMA and mixed
+precision (lifting/training.py), input noise and pushforward (lifting/perturbations.py), the validation
+score (lifting/validation.py). Everything that varies between steps is either in the checkpoint or a pure
+function of (seed, step), so `resume=True` continues exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
-from stochlift.config import ModelConfig, RunConfig, save_config
+from stochlift.config import ANCHORED, METHODS, RunConfig, save_config
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.data.well import WellSource, is_well_path
 from stochlift.errors import StochliftError
@@ -33,93 +36,26 @@ from stochlift.lifting.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from stochlift.lifting.labels import stream_seed, training_labels
+from stochlift.lifting.generator import Generator, TrainingNoise, build_model
 from stochlift.lifting.loader import StepBatches, step_loader
-from stochlift.lifting.model import LiftedModel, build_model
-from stochlift.lifting.outputs import ANCHORED, anchor
 from stochlift.lifting.pairs import FileSource, FrameSource, PairSet
+from stochlift.lifting.perturbations import InputNoise, Perturbation, Pushforward
+from stochlift.lifting.runs import run_finished
+from stochlift.lifting.training import EMA, Batch, MixedPrecision, learning_rate, set_learning_rate
+from stochlift.lifting.validation import Validation
+from stochlift.models import BACKBONES
 
 CHECK_BYTES = 8 << 20  # the start-up NaN/Inf check reads the data in blocks of at most this many bytes
 # config keys that may differ on resume: they change neither the sequence of batches nor the model
-RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "workers", "device")
+RESUMABLE_CHANGES = ("checkpoint_every", "log_every", "workers", "device", "validate_every", "validation_trajectories")
 
 
 @dataclass
 class TrainResult:
-    model: LiftedModel  # weights used for sampling (the EMA weights when EMA is on)
+    model: Generator  # weights used for sampling (the EMA weights when EMA is on)
     config: RunConfig  # fully resolved
     history: list[dict[str, float]]
     run_dir: Path
-
-
-def learning_rate(config: RunConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to zero (Table 3) or constant."""
-    t = config.train
-    if step < t.warmup_steps:
-        return t.lr * (step + 1) / t.warmup_steps
-    if t.schedule == "constant":
-        return t.lr
-    progress = (step - t.warmup_steps) / max(1, t.steps - t.warmup_steps)
-    return t.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-def smooth_field(noise: torch.Tensor, length: float) -> torch.Tensor:
-    """White noise [..., H, W] filtered by a periodic Gaussian of std `length` pixels, rescaled to unit
-    variance per pixel (exactly, in expectation); vectors and length 0 pass unchanged."""
-    if length <= 0 or noise.dim() < 4:
-        return noise
-    h, w = noise.shape[-2:]
-    fy, fx = torch.fft.fftfreq(h), torch.fft.rfftfreq(w)
-    gain = torch.exp(-2 * (math.pi * length) ** 2 * (fy[:, None] ** 2 + fx[None, :] ** 2))
-    power = torch.fft.irfft2(gain**2, s=(h, w))[0, 0]  # variance of the filtered field per unit white variance
-    return torch.fft.irfft2(torch.fft.rfft2(noise) * gain, s=(h, w)) / power.sqrt()
-
-
-def perturbation(
-    window: torch.Tensor, std: float | torch.Tensor, seed: int, step: int, *, rows: slice | None = None,
-    global_batch: int | None = None, length: float = 0.0,
-) -> torch.Tensor:
-    """Input noise of one step: one Gaussian field per sample (white, or smooth over `length` pixels),
-    repeated over the window's frames.
-
-    The same field on every frame shifts the state but keeps its frame-to-frame changes; drawn from
-    (seed, step) alone so a resumed run sees the same noise. Under data parallelism the noise of the whole
-    global batch (`global_batch` windows) is drawn and `rows` of it taken, so every rank perturbs its shard
-    exactly as a single process would.
-    """
-    generator = torch.Generator().manual_seed(stream_seed(seed, "input_noise", step))
-    noise = smooth_field(torch.randn(global_batch or window.shape[0], 1, *window.shape[2:], generator=generator), length)
-    if rows is not None:
-        noise = noise[rows]
-    return (noise * std).expand_as(window)
-
-
-@torch.no_grad()
-def pushed_window(
-    model: LiftedModel, pairs: PairSet, index: np.ndarray, labels: torch.Tensor | None, unroll: int,
-    start: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Input windows whose last frames come from the model's own rollout (the pushforward trick).
-
-    Each pair is reached by rolling up to `unroll` steps from an earlier window of its trajectory, every
-    step with that earlier pair's fixed training label; pairs near the start unroll only as far as the
-    trajectory allows. The loss then teaches the model to pull its own errors back, not only white noise.
-    `start` holds those earlier windows when they were read already (the DataLoader does); the rollout
-    runs on the model's device.
-    """
-    steps = np.minimum(unroll, pairs.target_frames(index) - 1)
-    window = pairs.batch(index - steps)[0] if start is None else start.clone()
-    device = model.residual_scale.device
-    window = window.to(device)
-    for to_go in range(unroll, 0, -1):
-        active = torch.from_numpy(steps >= to_go)
-        if not active.any():
-            continue
-        active = active.to(device)
-        current = window[active]
-        xi = labels[torch.from_numpy(index - to_go)[active.cpu()]].to(device) if labels is not None else None
-        window[active] = torch.cat([current[:, 1:], model(current, xi)[:, None].to(window.dtype)], dim=1)
-    return window
 
 
 def open_source(config: RunConfig, ctx: distributed.DistContext | None = None) -> tuple[FrameSource, bool]:
@@ -155,7 +91,8 @@ def _check_finite(file: TrajectoryFile, split: str, ctx: distributed.DistContext
 
 
 def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConfig:
-    """Fill in what the data decides: its absolute path, the frame shape, periodic padding, the residual scale.
+    """Fill in what the data decide: the data's absolute path, the frame shape, periodic padding (for a
+    backbone that has it), the residual scale, and the method's own data-derived values.
 
     Each is a deterministic function of the data and the seed, so resolving again on resume gives the
     same values.
@@ -167,22 +104,12 @@ def resolve_config(config: RunConfig, pairs: PairSet, periodic: bool) -> RunConf
     if model.frame_shape is not None and list(model.frame_shape) != shape:
         raise StochliftError(f"config says model.frame_shape={model.frame_shape}, the data has frames of {shape}")
     model.frame_shape = shape
-    if model.backbone == "unet":
+    if BACKBONES.get(model.backbone).periodic:
         model.options.setdefault("periodic", periodic)
     if model.output in ANCHORED and model.residual_scale is None:
         model.residual_scale = pairs.increment_scale(model.output, seed=config.train.seed)
-    if model.method == "ardm" and model.frame_scale is None:
-        model.frame_scale = pairs.frame_scale(seed=config.train.seed)
-    if model.method == "ardm" and model.clip_denoised is None:
-        model.clip_denoised = ardm_clip_bound(model, pairs, config.train.seed)
+    METHODS.get(model.method).resolve_from_data(model, pairs, config.train.seed)
     return config
-
-
-def ardm_clip_bound(model: ModelConfig, pairs: PairSet, seed: int) -> float:
-    """The largest |z| of the quantity an ARDM diffuses (normalised increment or frame) in the training data."""
-    if model.output in ANCHORED:
-        return pairs.largest(lambda w, t: (t - anchor(w, model.output)) / model.residual_scale, seed=seed)
-    return pairs.largest(lambda w, t: t / model.frame_scale, seed=seed)
 
 
 def _check_resume(run_dir: Path, config: RunConfig) -> tuple[dict, TrainingState, list]:
@@ -199,15 +126,15 @@ def _check_resume(run_dir: Path, config: RunConfig) -> tuple[dict, TrainingState
     return tensors, state, groups
 
 
-class _Loss(torch.nn.Module):
+class _Loss(nn.Module):
     """The training loss as a module's forward, which is what DistributedDataParallel synchronises."""
 
-    def __init__(self, model: LiftedModel) -> None:
+    def __init__(self, model: Generator) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, window: torch.Tensor, xi: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(window, xi, target)
+    def forward(self, window: torch.Tensor, target: torch.Tensor, **noise: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(window, target, **noise)
 
 
 def train(
@@ -220,25 +147,126 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
 ) -> TrainResult:
-    """Train a lifted model; writes run_dir/config.yaml and run_dir/checkpoint.safetensors.
+    """Train a model (the config's method); writes run_dir/config.yaml and run_dir/checkpoint.safetensors.
 
     `source` overrides config.data (e.g. an in-memory ArraySource); `stop_after` ends the run early at
     that step (as if interrupted) and is what the resume tests use. Launched by torchrun, every process
     trains its shard of each global batch with gradients all-reduced (DDP); rank 0 alone writes.
     """
     config = RunConfig.from_dict(config.to_dict())  # a private, validated copy
-    t = config.train
-    ctx = distributed.setup(t.device)
-    return _train(config, Path(run_dir), ctx, source, periodic, resume, progress, stop_after)
+    ctx = distributed.setup(config.train.device)
+    run = _setup(config, Path(run_dir), ctx, source, periodic, resume)
+    return _train(run, progress, stop_after)
 
 
-def _train(
-    config: RunConfig, run_dir: Path, ctx: distributed.DistContext, source: FrameSource | None, periodic: bool,
-    resume: bool, progress: bool, stop_after: int | None,
-) -> TrainResult:
+def _train(run: _Run, progress: bool, stop_after: int | None) -> TrainResult:
+    config, t, model, state, ctx = run.config, run.config.train, run.model, run.state, run.ctx
+    last = min(t.steps, stop_after) if stop_after is not None else t.steps
+    batches = step_loader(run.dataset, state.step, last, workers=t.workers, pin_memory=ctx.device.type == "cuda")
+    bar = tqdm(range(state.step, last), initial=state.step, total=t.steps, desc="train",
+               disable=not (progress and ctx.is_main))
+    started, first_step, running = time.perf_counter(), state.step, state.running_loss
+    model.train()
+    for step, item in zip(bar, batches):
+        batch = run.batch(step, item)
+        set_learning_rate(run.optimizer, learning_rate(config, step))
+        run.optimizer.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=ctx.device)
+        for k, part in enumerate(batch.parts(t.grad_accum)):  # DDP all-reduces after the last micro-batch
+            with run.trainer.no_sync() if ctx.enabled and k < t.grad_accum - 1 else contextlib.nullcontext():
+                with run.amp.autocast():
+                    window = part.window.to(ctx.device, non_blocking=True)
+                    for perturbation in run.perturbations:
+                        window = perturbation.apply(window, part)
+                    target, noise = part.to(ctx.device)
+                    loss = run.trainer(window, target, **noise)
+                run.amp.backward(loss / t.grad_accum if t.grad_accum > 1 else loss)
+            total += loss.detach()
+        loss = ctx.mean(total / t.grad_accum if t.grad_accum > 1 else total)  # the global batch's mean loss
+        if not torch.isfinite(loss):
+            raise StochliftError(f"the loss became {loss.item()} at step {step}; lower train.lr or check the data")
+        run.amp.step(run.optimizer, model, t.grad_clip)
+        run.ema.update(model)
+        running += loss.item()
+        state.step, entry = step + 1, {}
+        if state.step % t.log_every == 0 or state.step == t.steps:
+            n = t.log_every if state.step % t.log_every == 0 else state.step % t.log_every
+            entry, running = {"loss": running / n, "lr": learning_rate(config, step)}, 0.0
+        if run.validation is not None and run.validation_due(state.step):
+            entry.update(run.validation.score(model, run.ema))
+        if entry:
+            state.history.append({"step": state.step, **entry})
+            bar.set_postfix(_shown(entry, (state.step - first_step) * t.batch_size / (time.perf_counter() - started)))
+        if state.step % t.checkpoint_every == 0 or state.step == last:
+            state.running_loss = running
+            if ctx.is_main:
+                save_checkpoint(run.checkpoint_path, model, run.optimizer, state, run.ema.weights, run.amp.state())
+            ctx.barrier()
+    bar.close()
+    if ctx.is_main:
+        write_json(run.run_dir / "train_log.json", {"history": state.history, "step": state.step, "steps": t.steps})
+    run.ema.copy_to(model)
+    model.eval()
+    return TrainResult(model=model, config=config, history=state.history, run_dir=run.run_dir)
+
+
+def _shown(entry: dict[str, float], pairs_per_s: float) -> dict[str, str]:
+    """A history entry as the progress bar shows it."""
+    shown = {"loss": f"{entry['loss']:.4g}"} if "loss" in entry else {}
+    if "val_energy_score" in entry:
+        shown["val_energy"] = f"{entry['val_energy_score']:.4g}"
+    return {**shown, "pairs_per_s": f"{pairs_per_s:.0f}"}
+
+
+@dataclass
+class _Run:
+    """What the loop works with, built by `_setup`: the resolved config, the model and its optimizer, and
+    the objects of each training feature."""
+
+    config: RunConfig
+    run_dir: Path
+    ctx: distributed.DistContext
+    model: Generator
+    trainer: nn.Module
+    optimizer: torch.optim.Optimizer
+    amp: MixedPrecision
+    ema: EMA
+    noise: TrainingNoise
+    dataset: StepBatches
+    state: TrainingState
+    rows: slice  # this rank's shard of each global batch
+    perturbations: list[Perturbation] = field(default_factory=list)
+    validation: Validation | None = None
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / CHECKPOINT_NAME
+
+    def batch(self, step: int, item: dict[str, torch.Tensor]) -> Batch:
+        """This rank's rows of the step's batch, with the method's noise and the perturbations' extras."""
+        global_index = self.dataset.global_batch(step)  # the same on every rank
+        index = global_index[self.rows]
+        if not np.array_equal(index, item["index"].numpy()):
+            raise StochliftError(f"the data loader handed out step {int(item['step'])} for step {step}")
+        noise = {k: v[self.rows] for k, v in self.noise.batch(global_index, step).items()}
+        batch = Batch(step, index, item["window"], item["target"], noise,
+                      {"start": item["start"]} if "start" in item else {})
+        for perturbation in self.perturbations:
+            perturbation.prepare(batch)
+        return batch
+
+    def validation_due(self, step: int) -> bool:
+        every = self.config.train.validate_every
+        return every > 0 and (step % every == 0 or step == self.config.train.steps)
+
+
+def _setup(config: RunConfig, run_dir: Path, ctx: distributed.DistContext, source: FrameSource | None,
+           periodic: bool, resume: bool) -> _Run:
+    """Data, resolved config, model, optimizer, training noise and features; resumed state when asked."""
     t = config.train
     micro = distributed.check_batch(t.batch_size, ctx.world_size, t.grad_accum)  # rows per micro-batch
-    amp = distributed.autocast_dtype(t.precision, ctx.device, explicit_device=t.device != "auto")
+    amp = MixedPrecision(distributed.autocast_dtype(t.precision, ctx.device, explicit_device=t.device != "auto"),
+                         ctx.device)
     if source is None:
         source, periodic = open_source(config, ctx)
     pairs = PairSet(source, config.model.window, config.model.history_padding)
@@ -253,23 +281,19 @@ def _train(
 
     torch.manual_seed(t.seed)
     model = build_model(config.model)
-    labels = training_labels(pairs.n_pairs, config.model.label_dim, t.seed)  # the same bank on every rank
+    noise = model.training_noise(pairs.n_pairs, t.seed)  # the same on every rank
     state = TrainingState(config=config.to_dict())
     if resumed is not None:
         tensors, state, groups = resumed
         load_weights(model, tensors)
     model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    scaler = torch.amp.GradScaler(ctx.device.type, enabled=amp == torch.float16)
-    ema = {k: v.detach().clone() for k, v in model.state_dict().items()} if t.ema_decay else None
+    ema = EMA(model, t.ema_decay)
     if resumed is not None:
         load_optimizer(optimizer, tensors, groups)
-        if ema is not None:
-            ema = {k[4:]: v.to(ctx.device) for k, v in tensors.items() if k.startswith("ema.")}
-        if scaler.is_enabled() and "scaler.scale" in tensors:
-            scaler.load_state_dict({**scaler.state_dict(), "scale": tensors["scaler.scale"].item(),
-                                    "_growth_tracker": int(tensors["scaler.growth_tracker"].item())})
-    trainer = _Loss(model)
+        ema.load(tensors, ctx.device)
+        amp.load(tensors)
+    trainer: nn.Module = _Loss(model)
     if ctx.enabled:
         trainer = torch.nn.parallel.DistributedDataParallel(
             trainer, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None, forward_sync_buffers=False
@@ -277,95 +301,19 @@ def _train(
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
-        if hasattr(source, "normalization"):  # The Well's files: what the model sees, for sampling to undo
-            from stochlift.lifting.well_sampling import NORMALIZATION_FILE
-
-            write_json(run_dir / NORMALIZATION_FILE, source.normalization())
-
-    last = min(t.steps, stop_after) if stop_after is not None else t.steps
+        for name, content in source.run_files().items():  # e.g. The Well's normalisation, for sampling to undo
+            write_json(run_dir / name, content)
+    rows = slice(ctx.rank * micro * t.grad_accum, (ctx.rank + 1) * micro * t.grad_accum)
+    perturbations: list[Perturbation] = []
+    if t.unroll:  # the last frames come from the model's own rollout
+        perturbations.append(Pushforward(model, pairs, noise, t.unroll))
+    if t.input_noise:
+        perturbations.append(InputNoise(float(t.input_noise * model.residual_scale), t.input_noise_length, t.seed,
+                                        t.batch_size, rows))
     dataset = StepBatches(pairs, t.batch_size, t.seed, t.steps, rank=ctx.rank, world_size=ctx.world_size,
                           unroll=t.unroll, start_weight=t.start_weight)
-    batches = step_loader(dataset, state.step, last, workers=t.workers, pin_memory=ctx.device.type == "cuda")
-    bar = tqdm(range(state.step, last), initial=state.step, total=t.steps, desc="train",
-               disable=not (progress and ctx.is_main))
-    started, first_step, running = time.perf_counter(), state.step, state.running_loss
-    rows = slice(ctx.rank * micro * t.grad_accum, (ctx.rank + 1) * micro * t.grad_accum)  # this rank's shard
-    autocast = torch.autocast(ctx.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
-    noise_std = float(t.input_noise * model.residual_scale)
-    model.train()
-    for step, item in zip(bar, batches):
-        global_index = dataset.global_batch(step)  # the same on every rank
-        index = global_index[rows]
-        if not np.array_equal(index, item["index"].numpy()):
-            raise StochliftError(f"the data loader handed out step {int(item['step'])} for step {step}")
-        window, target = item["window"], item["target"]
-        noise = perturbation(window, noise_std, t.seed, step, rows=rows, global_batch=t.batch_size,
-                             length=t.input_noise_length) if t.input_noise else None
-        xi = model.step_inputs(labels, global_index, t.seed, step)  # fixed labels (an ARDM: fresh noise)
-        xi = xi[rows] if xi is not None else None
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
-        optimizer.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=ctx.device)
-        for k in range(t.grad_accum):  # micro-batches; DDP all-reduces the gradients after the last one
-            part = slice(k * micro, (k + 1) * micro)
-            with trainer.no_sync() if ctx.enabled and k < t.grad_accum - 1 else contextlib.nullcontext():
-                with autocast:
-                    if t.unroll:  # the last frames come from the model's own rollout
-                        w = pushed_window(model, pairs, index[part], labels if config.model.label_dim else None,
-                                          t.unroll, start=item["start"][part])
-                    else:
-                        w = window[part].to(ctx.device, non_blocking=True)
-                    if noise is not None:
-                        w = w + noise[part].to(ctx.device, non_blocking=True)
-                    loss = trainer(w, xi[part].to(ctx.device) if xi is not None else None,
-                                   target[part].to(ctx.device, non_blocking=True))
-                scaler.scale(loss / t.grad_accum if t.grad_accum > 1 else loss).backward()
-            total += loss.detach()
-        loss = ctx.mean(total / t.grad_accum if t.grad_accum > 1 else total)  # the global batch's mean loss
-        if not torch.isfinite(loss):
-            raise StochliftError(f"the loss became {loss.item()} at step {step}; lower train.lr or check the data")
-        if t.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        if ema is not None:
-            with torch.no_grad():
-                for k, v in model.state_dict().items():
-                    ema[k].lerp_(v, 1 - t.ema_decay)
-        running += loss.item()
-        state.step = step + 1
-        if state.step % t.log_every == 0 or state.step == t.steps:
-            n = t.log_every if state.step % t.log_every == 0 else state.step % t.log_every
-            state.history.append({"step": state.step, "loss": running / n, "lr": learning_rate(config, step)})
-            running = 0.0
-            rate = (state.step - first_step) * t.batch_size / (time.perf_counter() - started)
-            bar.set_postfix(loss=f"{state.history[-1]['loss']:.4g}", pairs_per_s=f"{rate:.0f}")
-        if state.step % t.checkpoint_every == 0 or state.step == last:
-            state.running_loss = running
-            if ctx.is_main:
-                extra = {"scaler.scale": scaler.get_scale() * torch.ones(1),
-                         "scaler.growth_tracker": torch.tensor([scaler.state_dict()["_growth_tracker"]])} \
-                    if scaler.is_enabled() else None
-                save_checkpoint(checkpoint_path, model, optimizer, state, ema, extra)
-            ctx.barrier()
-    bar.close()
-    if ctx.is_main:
-        write_json(run_dir / "train_log.json", {"history": state.history, "step": state.step, "steps": t.steps})
-    if ema is not None:
-        model.load_state_dict(ema)
-    model.eval()
-    return TrainResult(model=model, config=config, history=state.history, run_dir=run_dir)
-
-
-def run_finished(run_dir: str | os.PathLike) -> bool:
-    """Whether the run in run_dir trained all its steps (train_log.json is written at the end)."""
-    log = Path(run_dir) / "train_log.json"
-    if not log.is_file():
-        return False
-    saved = json.loads(log.read_text())
-    return saved.get("step") == saved.get("steps")
+    return _Run(config, run_dir, ctx, model, trainer, optimizer, amp, ema, noise, dataset, state, rows,
+                perturbations, Validation.from_config(config, source) if ctx.is_main else None)
 
 
 def train_or_resume(config: RunConfig, run_dir: str | os.PathLike, *, progress: bool = True) -> Path:
@@ -378,17 +326,3 @@ def train_or_resume(config: RunConfig, run_dir: str | os.PathLike, *, progress: 
     return run_dir
 
 
-def load_run(run_dir: str | os.PathLike) -> tuple[LiftedModel, RunConfig, TrajectoryFile | None]:
-    """The trained model of a run directory (EMA weights if the run kept them), its config and its data file."""
-    run_dir = Path(run_dir)
-    if not (run_dir / CHECKPOINT_NAME).is_file():
-        raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); train one with `stochlift train`")
-    tensors, state, _ = read_checkpoint(run_dir / CHECKPOINT_NAME)
-    config = RunConfig.from_dict(state.config)
-    path = config.data.path
-    data = TrajectoryFile(path) if path and Path(path).is_file() and not is_well_path(path) else None
-    model = build_model(config.model)
-    has_ema = any(k.startswith("ema.") for k in tensors)
-    load_weights(model, tensors, prefix="ema." if has_ema else "model.")
-    model.eval()
-    return model, config, data

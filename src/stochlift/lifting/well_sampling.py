@@ -20,11 +20,9 @@ import yaml
 
 from stochlift.config import RunConfig
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta
-from stochlift.data.well import WellSource, dataset_root, is_well_path, resolve_files
+from stochlift.data.well import NORMALIZATION_FILE, WellSource, dataset_root, is_well_path, resolve_files
 from stochlift.errors import StochliftError
-from stochlift.lifting.train import load_run
-
-NORMALIZATION_FILE = "well_normalization.json"
+from stochlift.lifting.runs import load_run
 
 
 def run_data_path(run_dir: str | os.PathLike) -> str | None:
@@ -106,7 +104,7 @@ def well_start(run_dir: str | os.PathLike, n: int, *, initial: str | os.PathLike
     frames = ((raw - mean[:, None, None]) / std[:, None, None]).astype(np.float32)[np.arange(n) % len(raw)]
     meta = TrajectoryMeta(
         dataset_name=meta.dataset_name, problem=meta.problem, field_names=tuple(channels), time=meta.time, x=meta.x,
-        y=meta.y, periodic=meta.periodic,
+        y=meta.y, periodic=meta.periodic, boundaries=meta.boundaries,
         parameters={**meta.parameters, "well_normalization": record, "well_denormalized": True},
     )
     return WellStart(model, config, meta, frames, mean, std)

@@ -40,12 +40,14 @@ from __future__ import annotations
 import math
 import os
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
 from stochlift.metrics.ensemble import (
@@ -222,7 +224,7 @@ def distribution_scores(
 
 
 def _open(file: TrajectoryFile | str | os.PathLike) -> TrajectoryFile:
-    return file if isinstance(file, TrajectoryFile) else TrajectoryFile(file)
+    return open_trajectories(file)  # our file or The Well's (a reader given is handed back)
 
 
 def _open_pair(
@@ -250,6 +252,45 @@ def _read_frames(file: TrajectoryFile, split: str, frames: slice, chunk_size: in
     return out
 
 
+def _open_matching_pair(
+    truth: TrajectoryFile | str | os.PathLike, generated: TrajectoryFile | str | os.PathLike,
+    truth_split: str | None, generated_split: str | None, initial_frames: int | None, chunk_size: int,
+) -> tuple[TrajectoryFile, str, TrajectoryFile, str, int]:
+    """`_open_pair`, checked to hold the same frames, with initial_frames defaulting to the generated file's
+    `initial_frames` parameter (written by `stochlift sample`), else 1."""
+    if chunk_size < 1:
+        raise StochliftError(f"chunk_size must be >= 1, got {chunk_size}")
+    ref, ref_split, gen, gen_split = _open_pair(truth, generated, truth_split, generated_split)
+    if (ref.meta.frames, tuple(ref.meta.frame_shape)) != (gen.meta.frames, tuple(gen.meta.frame_shape)):
+        raise StochliftError(
+            f"truth frames {ref.meta.frames} x {list(ref.meta.frame_shape)} and generated frames "
+            f"{gen.meta.frames} x {list(gen.meta.frame_shape)} must match"
+        )
+    if initial_frames is None:
+        initial_frames = int(gen.meta.parameters.get("initial_frames", 1))
+    return ref, ref_split, gen, gen_split, initial_frames
+
+
+def _frames_per_block(rows: int, dim: int, frames: int, max_block_bytes: int) -> int:
+    """Frames read at once so that `rows` float32 rows of `dim` values fit max_block_bytes (at least one)."""
+    return int(np.clip(max_block_bytes // (4 * rows * dim), 1, frames))
+
+
+def _stream_frames(
+    generated: tuple[TrajectoryFile, str], truth: tuple[TrajectoryFile, str], frames: range, block: int,
+    chunk_size: int,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(t, every generated row's frame t [n_g, D], every true row's [n_r, D]) for t in `frames` (a step-1
+    range), both files read `block` frames at a time."""
+    for t0 in range(frames.start, frames.stop, block):
+        t1 = min(t0 + block, frames.stop)
+        g = _read_frames(*generated, slice(t0, t1), chunk_size)
+        r = _read_frames(*truth, slice(t0, t1), chunk_size)
+        for t in range(t0, t1):
+            yield t, g[:, t - t0], r[:, t - t0]
+        del g, r
+
+
 def distribution_scores_files(
     truth: TrajectoryFile | str | os.PathLike,
     generated: TrajectoryFile | str | os.PathLike,
@@ -268,28 +309,15 @@ def distribution_scores_files(
     Splits default to the truth file's 'test' and the generated file's only split; initial_frames defaults
     to the generated file's `initial_frames` attribute (written by `stochlift sample`), else 1.
     """
-    if chunk_size < 1:
-        raise StochliftError(f"chunk_size must be >= 1, got {chunk_size}")
-    ref, ref_split, gen, gen_split = _open_pair(truth, generated, truth_split, generated_split)
-    if (ref.meta.frames, ref.meta.frame_shape) != (gen.meta.frames, gen.meta.frame_shape):
-        raise StochliftError(
-            f"truth frames {ref.meta.frames} x {list(ref.meta.frame_shape)} and generated frames "
-            f"{gen.meta.frames} x {list(gen.meta.frame_shape)} must match"
-        )
-    if initial_frames is None:
-        initial_frames = int(gen.meta.parameters.get("initial_frames", 1))
+    ref, ref_split, gen, gen_split, initial_frames = _open_matching_pair(
+        truth, generated, truth_split, generated_split, initial_frames, chunk_size)
     n_g, n_r, frames = gen.splits[gen_split], ref.splits[ref_split], ref.meta.frames
     dim = int(np.prod(ref.meta.frame_shape))
     scorer = _DistributionScorer(n_g, n_r, frames, dim, initial_frames=initial_frames,
                                  n_projections=n_projections, rank_points=rank_points, seed=seed)
-    block = int(np.clip(max_block_bytes // (4 * (n_g + n_r) * dim), 1, frames))
-    for t0 in range(0, frames, block):
-        t1 = min(t0 + block, frames)
-        g = _read_frames(gen, gen_split, slice(t0, t1), chunk_size)
-        r = _read_frames(ref, ref_split, slice(t0, t1), chunk_size)
-        for t in range(t0, t1):
-            scorer.add_frame(t, g[:, t - t0], r[:, t - t0])
-        del g, r
+    block = _frames_per_block(n_g + n_r, dim, frames, max_block_bytes)
+    for t, g, r in _stream_frames((gen, gen_split), (ref, ref_split), range(frames), block, chunk_size):
+        scorer.add_frame(t, g, r)
     scores = scorer.result(ref.meta.time)
     scores.options.update(truth_split=ref_split, generated_split=gen_split, frames_per_block=block)
     return scores

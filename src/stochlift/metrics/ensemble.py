@@ -240,18 +240,22 @@ def energy_score_fair_unpaired(ensemble: ArrayLike, observations: ArrayLike) -> 
     return _norm_sum(ens, obs) / (m * n) - _norm_sum(ens, ens, same=True) / (2 * m * (m - 1))
 
 
-def energy_distance(x: ArrayLike, y: ArrayLike) -> float:
-    """Unbiased energy distance 2 E||X - Y|| - E||X - X'|| - E||Y - Y'|| between samples [n, D] and [m, D].
+def energy_distance(x: ArrayLike, y: ArrayLike, *, biased: bool = False) -> float:
+    """Energy distance 2 E||X - Y|| - E||X - X'|| - E||Y - Y'|| between samples [n, D] and [m, D].
 
-    The within-sample means exclude i == k (U-statistics), so it is 0 in expectation when both samples come
-    from the same law and can then come out slightly negative; it is > 0 in expectation otherwise.
+    Unbiased by default: the within-sample means exclude i == k (U-statistics), so it is 0 in expectation
+    when both samples come from the same law and can then come out slightly negative; it is > 0 in
+    expectation otherwise. biased=True gives the V-statistic (within-sample means over all n^2 pairs, the
+    energy distance of the two empirical measures): never negative, and > 0 in expectation even for one
+    law, a positive sampling floor that a score relative to its floor can divide by.
     """
     xs, ys = _unpaired_fields(x, y, min_obs=2)
     n, m = len(xs), len(ys)
+    within_x, within_y = (n * n, m * m) if biased else (n * (n - 1), m * (m - 1))
     return (
         2.0 * _norm_sum(xs, ys) / (n * m)
-        - _norm_sum(xs, xs, same=True) / (n * (n - 1))
-        - _norm_sum(ys, ys, same=True) / (m * (m - 1))
+        - _norm_sum(xs, xs, same=True) / within_x
+        - _norm_sum(ys, ys, same=True) / within_y
     )
 
 

@@ -12,7 +12,7 @@ so memory is bounded by one batch of videos, whatever the size of the sets.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +92,33 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 def fvd_from_stats(real: GaussianStats, generated: GaussianStats) -> float:
     assert real.mean is not None and generated.mean is not None
     return frechet_distance(real.mean, real.cov, generated.mean, generated.cov)
+
+
+def fvd_of_features(real: np.ndarray, generated: np.ndarray) -> float:
+    """FVD of two feature sets [n, dim] held in memory (one Gaussian fit each)."""
+    a, b = GaussianStats(), GaussianStats()
+    a.add(real)
+    b.add(generated)
+    return fvd_from_stats(a, b)
+
+
+def fvd_bootstrap(real: np.ndarray, generated: Sequence[np.ndarray], draws: int = 200, seed: int = 0) -> np.ndarray:
+    """FVD of each generated feature set over `draws` resamples of the rows, [draws, len(generated)].
+
+    Row i of every set belongs to test video i (its real clip and each model's clip from the same start), so
+    a resample draws videos with replacement and keeps the pairs: every set sees the same resamples, and the
+    share of resamples in which one set's FVD is below another's is a paired comparison. The std of a
+    column is that FVD's sampling error over the test videos.
+    """
+    if any(len(g) != len(real) for g in generated):
+        raise StochliftError(f"paired bootstrap needs one generated clip per real one ({len(real)}), got "
+                             f"{[len(g) for g in generated]}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(draws):
+        rows = rng.integers(0, len(real), len(real))
+        values.append([fvd_of_features(real[rows], g[rows]) for g in generated])
+    return np.array(values)
 
 
 # ----------------------------------------------------------------------------- I3D feature extraction

@@ -23,11 +23,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-from stochlift.metrics.quantities import RingCrossing, as_trajectories, mass
+from stochlift.metrics.quantities import as_trajectories, mass
 from stochlift.metrics.wasserstein import wasserstein_1d, wasserstein_1d_per_column
 
-__all__ = ["PhysicsEvaluator", "PhysicsMetrics", "evaluate_physics"]
+__all__ = ["Crossing", "PhysicsEvaluator", "PhysicsMetrics", "evaluate_physics", "evaluate_physics_files"]
+
+Crossing = Callable[[np.ndarray], np.ndarray]  # a chunk [n, T, C, H, W] -> n crossing times in [0, 1]
 
 
 @dataclass
@@ -117,15 +120,15 @@ def _rmse(x: np.ndarray, y: np.ndarray) -> float:
 class PhysicsEvaluator:
     """Accumulate reference and generated chunks in any order, then call `result()`.
 
-    `crossing` maps a chunk [n, T, C, H, W] to n crossing times in [0, 1]; it defaults to the Wave ring
-    crossing `RingCrossing(threshold, ring_width)` (Flow uses `CornerBreakthrough`). An object with a
-    `describe()` dict (as those two have) has its settings reported in the metrics.
+    `crossing` maps a chunk [n, T, C, H, W] to n crossing times in [0, 1]: the problem's (the Wave ring,
+    the Flow producer's corner: stochlift.problems). Its `describe()` dict, when it has one, reports its
+    settings in the metrics.
     """
 
-    def __init__(self, threshold: float = 0.05, ring_width: int = 1, *,
-                 crossing: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
-        self.crossing = crossing if crossing is not None else RingCrossing(float(threshold), int(ring_width))
-        described = self.crossing.describe() if hasattr(self.crossing, "describe") else {"crossing": "custom"}
+    def __init__(self, crossing: Crossing) -> None:
+        self.crossing = crossing
+        describe = getattr(crossing, "describe", None)
+        described = describe() if describe is not None else {"crossing": "custom"}
         self._described = dict(described)
         self.threshold = described.get("threshold")
         self.ring_width = described.get("ring_width")
@@ -193,17 +196,19 @@ class PhysicsEvaluator:
 
 
 def evaluate_physics(
-    reference_chunks: Iterable[ArrayLike],
-    generated_chunks: Iterable[ArrayLike],
-    threshold: float = 0.05,
-    ring_width: int = 1,
-    *,
-    crossing: Callable[[np.ndarray], np.ndarray] | None = None,
+    reference_chunks: Iterable[ArrayLike], generated_chunks: Iterable[ArrayLike], crossing: Crossing
 ) -> PhysicsMetrics:
     """Score two streams of chunks [n_i, T, C, H, W] (e.g. generators reading from disk)."""
-    evaluator = PhysicsEvaluator(threshold, ring_width, crossing=crossing)
+    evaluator = PhysicsEvaluator(crossing)
     for chunk in reference_chunks:
         evaluator.add_reference(chunk)
     for chunk in generated_chunks:
         evaluator.add_generated(chunk)
     return evaluator.result()
+
+
+def evaluate_physics_files(reference: TrajectoryFile, generated: TrajectoryFile, crossing: Crossing, *,
+                           reference_split: str, generated_split: str, chunk_size: int = 64) -> PhysicsMetrics:
+    """`evaluate_physics` of two files' splits, streamed chunk by chunk."""
+    return evaluate_physics(reference.iter_chunks(reference_split, chunk_size),
+                            generated.iter_chunks(generated_split, chunk_size), crossing)

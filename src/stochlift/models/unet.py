@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from stochlift.errors import StochliftError
+
 # Channel depths per resolution level; medium and large are the paper's (Appendix E).
 DEPTH_PRESETS: dict[str, list[int]] = {
     "tiny": [16, 32, 64],
@@ -57,8 +59,12 @@ class Conv2d(nn.Conv2d):
         return super()._conv_forward(input, weight, bias)
 
 
-def _conv3(c_in: int, c_out: int, padding_mode: str, stride: int = 1) -> nn.Conv2d:
-    return Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode=padding_mode)
+# The convolution of each spatial rank: 2-D frames [C, H, W] (UNet), 1-D fields [C, X] (UNet1d)
+CONVOLUTIONS: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: Conv2d}
+
+
+def _conv3(c_in: int, c_out: int, padding_mode: str, stride: int = 1, spatial_dims: int = 2) -> nn.Module:
+    return CONVOLUTIONS[spatial_dims](c_in, c_out, 3, stride=stride, padding=1, padding_mode=padding_mode)
 
 
 def sinusoidal(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -96,20 +102,23 @@ class LabelEmbedding(nn.Module):
 class FiLMResBlock(nn.Module):
     """Pre-norm residual block; the label embedding sets a per-channel scale and shift after the second norm."""
 
-    def __init__(self, c_in: int, c_out: int, embed_dim: int, groups: int, padding_mode: str) -> None:
+    def __init__(self, c_in: int, c_out: int, embed_dim: int, groups: int, padding_mode: str,
+                 spatial_dims: int = 2) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(_groups(c_in, groups), c_in)
-        self.conv1 = _conv3(c_in, c_out, padding_mode)
+        self.conv1 = _conv3(c_in, c_out, padding_mode, spatial_dims=spatial_dims)
         self.norm2 = nn.GroupNorm(_groups(c_out, groups), c_out)
-        self.conv2 = _conv3(c_out, c_out, padding_mode)
+        self.conv2 = _conv3(c_out, c_out, padding_mode, spatial_dims=spatial_dims)
         self.film = nn.Linear(embed_dim, 2 * c_out) if embed_dim else None
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        skip = (nn.Conv1d, nn.Conv2d)[spatial_dims - 1]
+        self.skip = skip(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self._broadcast = (slice(None), slice(None)) + (None,) * spatial_dims  # [B, 2C] -> [B, 2C, 1, ...]
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor | None) -> torch.Tensor:
         h = self.conv1(F.gelu(self.norm1(x)))
         h = self.norm2(h)
         if self.film is not None and emb is not None:
-            scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+            scale, shift = self.film(emb)[self._broadcast].chunk(2, dim=1)
             h = h * (1 + scale) + shift
         h = self.conv2(F.gelu(h))
         return self.skip(x) + h
@@ -117,6 +126,8 @@ class FiLMResBlock(nn.Module):
 
 class UNet(nn.Module):
     """F(window, xi): the Markov window stacked as input channels, xi through FiLM in every block.
+
+    Frames are [C, H, W]; subclasses change `spatial_dims` (UNet1d: fields [C, X]) and nothing else.
 
     Args:
         in_channels: window length m times the channels of one frame.
@@ -135,6 +146,8 @@ class UNet(nn.Module):
             global FiLM modulation (which moves whole channels at once).
     """
 
+    spatial_dims = 2
+
     def __init__(
         self,
         in_channels: int,
@@ -150,6 +163,7 @@ class UNet(nn.Module):
         label_planes: int = 0,
     ) -> None:
         super().__init__()
+        dims = self.spatial_dims
         if label_planes < 0 or (label_planes and label_dim == 0):
             raise ValueError(f"label_planes must be >= 0 and needs a label (label_dim > 0), got {label_planes}")
         depths = DEPTH_PRESETS[depths] if isinstance(depths, str) else list(depths)
@@ -159,15 +173,15 @@ class UNet(nn.Module):
         self.embedding = LabelEmbedding(label_dim, embed_width, label_embedding) if label_dim > 0 else None
 
         def block(c_in: int, c_out: int) -> FiLMResBlock:
-            return FiLMResBlock(c_in, c_out, embed, groups, pad)
+            return FiLMResBlock(c_in, c_out, embed, groups, pad, dims)
 
-        self.stem = _conv3(in_channels + label_planes, depths[0], pad)
+        self.stem = _conv3(in_channels + label_planes, depths[0], pad, spatial_dims=dims)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
         for i, width in enumerate(depths):
             self.down.append(nn.ModuleList(block(width, width) for _ in range(blocks_per_level)))
             if i + 1 < len(depths):
-                self.downsample.append(_conv3(width, depths[i + 1], pad, stride=2))
+                self.downsample.append(_conv3(width, depths[i + 1], pad, stride=2, spatial_dims=dims))
         self.mid = nn.ModuleList(block(depths[-1], depths[-1]) for _ in range(mid_blocks))
         self.up = nn.ModuleList()
         self.upsample = nn.ModuleList()
@@ -175,9 +189,9 @@ class UNet(nn.Module):
             width = depths[i]
             self.up.append(nn.ModuleList(block(2 * width if j == 0 else width, width) for j in range(blocks_per_level)))
             if i > 0:
-                self.upsample.append(_conv3(width, depths[i - 1], pad))
+                self.upsample.append(_conv3(width, depths[i - 1], pad, spatial_dims=dims))
         self.out_norm = nn.GroupNorm(_groups(depths[0], groups), depths[0])
-        self.out = _conv3(depths[0], out_channels, pad)
+        self.out = _conv3(depths[0], out_channels, pad, spatial_dims=dims)
 
     def forward(self, x: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embedding(xi) if self.embedding is not None else None
@@ -200,3 +214,22 @@ class UNet(nn.Module):
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))
         return self.out(F.gelu(self.out_norm(h)))
+
+
+def check_unet(frame_shape: tuple[int, ...], options: dict, label_dim: int) -> None:
+    """User errors in a U-Net's frame shape and options, named before the network is built."""
+    depths = options.get("depths", "small")
+    if isinstance(depths, str) and depths not in DEPTH_PRESETS:
+        raise StochliftError(f"unknown U-Net depth preset {depths!r}; presets: {sorted(DEPTH_PRESETS)}")
+    levels = len(DEPTH_PRESETS[depths] if isinstance(depths, str) else depths)
+    factor = 2 ** (levels - 1)
+    if any(s % factor for s in frame_shape[1:]):
+        raise StochliftError(f"a U-Net with {levels} levels needs sizes divisible by {factor}, got {frame_shape[1:]}")
+    planes, pixels = options.get("label_planes", 0), math.prod(frame_shape[1:])
+    if planes and label_dim == 0:
+        raise StochliftError("model.options.label_planes lays out the label as planes: with model.label_dim=0 "
+                             "(no label) set model.options.label_planes=0")
+    if planes and label_dim != planes * pixels:
+        raise StochliftError(f"model.options.label_planes={planes} reshapes the label into {planes} planes of "
+                             f"{'x'.join(map(str, frame_shape[1:]))}: set model.label_dim={planes * pixels}, "
+                             f"not {label_dim}")

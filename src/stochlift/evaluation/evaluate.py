@@ -1,0 +1,59 @@
+"""Evaluate generated trajectory files against reference ones, streaming both chunk by chunk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
+
+from stochlift.data.readers import open_trajectories
+from stochlift.errors import StochliftError
+from stochlift.io import write_json
+from stochlift.metrics.qoi import QoI
+from stochlift.problems import Metrics, get_problem
+
+
+def evaluate_files(
+    reference: str | os.PathLike,
+    generated: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    reference_split: str | None = None,
+    generated_split: str | None = None,
+    options: dict[str, Any] | None = None,
+    qoi: Mapping[str, QoI] | None = None,
+    problem: str | None = None,
+) -> tuple[dict[str, Any], Metrics]:
+    """Compare two trajectory files (ours or The Well's, in physical units) in distribution; write metrics JSON
+    to `out` if given.
+
+    The reference's split defaults to 'test', the generated file's to its only split. The metrics are
+    the reference file's problem's (stochlift.problems: `problem` attribute), which takes `options` (video
+    files: FVD / PSNR / SSIM with i3d_weights, clip_frames, ... of stochlift.metrics.video.evaluate_video_files;
+    problems without options ignore them). `problem` scores the files as another problem than theirs (e.g.
+    "generic": field scores with floors for any data); `qoi` (name -> function of frames [n, T, *state], see
+    stochlift.metrics.qoi) adds user quantities of interest, for problems that score them (generic).
+    """
+    ref, gen = open_trajectories(reference), open_trajectories(generated)  # our files or The Well's
+    ref_split = reference_split or ref.default_split("test")
+    gen_split = generated_split or gen.default_split("generated")
+    if ref.meta.problem != gen.meta.problem:
+        raise StochliftError(f"reference is a {ref.meta.problem!r} file but generated is {gen.meta.problem!r}")
+    scorer = get_problem(problem or ref.meta.problem)
+    if qoi and not scorer.scores_qoi:
+        raise StochliftError(f"{scorer.name} data are scored by their own quantities of interest; to score yours, "
+                             "score the files as generic data (--problem generic)")
+    metrics = scorer.evaluate(ref, gen, reference_split=ref_split, generated_split=gen_split,
+                              **({"qoi": qoi} if qoi else {}), **(options or {}))
+    report = {
+        "problem": scorer.name,
+        "reference": str(Path(reference)),
+        "reference_split": ref_split,
+        "generated": str(Path(generated)),
+        "generated_split": gen_split,
+        **metrics.to_dict(),
+    }
+    if out is not None:
+        write_json(out, report)
+    return report, metrics
