@@ -68,6 +68,16 @@ def test_every_experiment_writes_its_results_folder(smoke_results: Path, name: s
         assert (folder / figure).stat().st_size > 1000 and f"]({figure})" in text
 
 
+@pytest.mark.parametrize("name", ["table1", "figure3", "label_dim", "no_conditioning"])
+def test_experiments_that_generate_report_field_scores_over_their_floor(smoke_results: Path, name: str) -> None:
+    assert "sliced W2 / floor" in (smoke_results / name / "results.md").read_text()
+    numbers = json.loads((smoke_results / name / "results.json").read_text())["numbers"]
+    if name == "label_dim":
+        assert all(r["sliced_w2_ratio"] > 0 and r["spectrum_error_ratio"] > 0 for r in numbers["networks"])
+    if name == "no_conditioning":
+        assert all(numbers["wave"][m]["energy_score_ratio"] > 0 for m in ("rollout", "direct"))
+
+
 def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
     numbers = json.loads((smoke_results / "table1" / "results.json").read_text())["numbers"]
     for problem in ("wave", "flow"):
@@ -76,6 +86,11 @@ def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
         assert [r["network_calls_per_frame"] for r in rows] == [1, 2, 3]
         assert all(np.isfinite(r["wct"]) and r["seconds_per_frame"] > 0 for r in rows)
         assert rows[0]["time_over_sl"] == 1.0
+        # field scores beside WCT and WIM, each over its truth-vs-truth floor, computed once beside the samples
+        for r in rows:
+            assert all(r[f"{name}_ratio"] > 0 for name in ("sliced_w2", "energy_score", "spectrum_error"))
+            assert json.loads(Path(r["samples"]).with_suffix(".field_scores.json").read_text())["scores"]["sliced_w2"][
+                "ratio"] == r["sliced_w2_ratio"]
         # the recipe chosen for S = 2 (ardm_overrides_by_steps) reaches that model alone
         chosen = [yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["model"] for r in rows[1:]]
         assert [(m["prediction"], m["sampler"], m["diffusion_steps"]) for m in chosen] == [("v", "ddim", 2),

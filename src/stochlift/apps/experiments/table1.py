@@ -15,7 +15,7 @@ import numpy as np
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult, load_settings
-from stochlift.apps.experiments.workspace import PlannedRun, Workspace, model_config
+from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
 from stochlift.apps.plots.experiments import (
     save_crossing_histograms,
     save_rollout_rows,
@@ -73,12 +73,14 @@ def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[d
             run = ws.run(*plan)
             samples = ws.samples(problem, _slug(label), run, settings["trajectories"], settings.get("sample_seed", 1))
             report, metrics = ws.evaluate(data, samples)
+            field = ws.field_scores(data, samples)
             speed = ws.seconds_per_frame(problem, run, timing.get("batch", 64), timing.get("frames", 2))
             rows.append({
                 "model": label, "network_calls_per_frame": calls, "run": str(run), "samples": str(samples),
                 "wct": report["wct"], "wct_relative": report["wct_relative"], "wim": report["mass_w2"],
                 "wim_relative": report["mass_w2_relative"], "final_std_ratio": report.get("final_std_ratio"),
                 "max_abs_over_truth": largest_value(samples, "generated") / largest_value(data, "test"),
+                **field_ratios(field), "field_scores": field,
                 "seconds_per_frame": speed["seconds_per_frame"], "timing_batch": speed["batch"],
                 "tau_generated": metrics.tau_generated.tolist(), "tau_reference": metrics.tau_reference.tolist(),
             })
@@ -102,16 +104,22 @@ def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> st
         "the largest |value| generated over the truth's (a diverged rollout's grows far beyond 1). "
         "Paper: the paper's Table 1 (its 512 samples, full-size data), for the ranking, not the absolute values.",
         "",
-        "| problem | model | calls/frame | WCT | WCT/std | WIM | WIM/std | max / truth | s/frame | time / SL | "
-        "paper WCT | paper WIM |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Field scores (stochlift.metrics.field_scores, frames 1 to T-1): each the mean over time of its ratio to "
+        "the same score between two halves of the truth (1 = as close as a second sample of the truth).",
+        "",
+        "| problem | model | calls/frame | WCT | WCT/std | WIM | WIM/std | "
+        + " | ".join(f"{title} / floor" for _, title in FIELD_HEADLINES)
+        + " | max / truth | s/frame | time / SL | paper WCT | paper WIM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for problem, rows in results.items():
         for r in rows:
             key = "SL" if r["model"] == "SL" else r["network_calls_per_frame"]
             paper = PAPER_TABLE1.get(problem, {}).get(key, (None, None))
             cells = [problem, r["model"], str(r["network_calls_per_frame"]), _e(r["wct"]), _f(r["wct_relative"]),
-                     _e(r["wim"]), _f(r["wim_relative"]), _f(r.get("max_abs_over_truth")), _e(r["seconds_per_frame"]),
+                     _e(r["wim"]), _f(r["wim_relative"]),
+                     *(_f(r.get(f"{name}_ratio")) for name, _ in FIELD_HEADLINES),
+                     _f(r.get("max_abs_over_truth")), _e(r["seconds_per_frame"]),
                      f"{r['time_over_sl']:.1f}x",
                      _e(paper[0]), _e(paper[1])]
             lines.append("| " + " | ".join(cells) + " |")
@@ -173,8 +181,8 @@ def _known(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
 
 
 def _extra_scores(row: dict[str, Any]) -> list[tuple[str, str]]:
-    """Scores beyond WCT and WIM that the rows carry (none yet)."""
-    return []
+    """The field scores the rows carry, as (key, name) like SCORES."""
+    return [(f"{name}_ratio", f"{title} / floor") for name, title in FIELD_HEADLINES if f"{name}_ratio" in row]
 
 
 def run_table1(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResult:
@@ -203,11 +211,13 @@ def run_figure3(ws: Workspace, settings: dict[str, Any], folder: Path) -> Experi
                                  [(r["model"], np.asarray(r["tau_generated"]), r["wct"]) for r in picked])
         figures += [f"figure3_{problem}_rollouts.png", f"figure3_{problem}_crossing.png"]
         numbers[problem] = {r["model"]: {"wct": r["wct"], "tau_mean": float(np.mean(r["tau_generated"])),
-                                         "tau_std": float(np.std(r["tau_generated"]))} for r in picked}
+                                         "tau_std": float(np.std(r["tau_generated"])),
+                                         "sliced_w2_ratio": r.get("sliced_w2_ratio")} for r in picked}
         numbers[problem]["truth"] = {"tau_mean": float(np.mean(rows[0]["tau_reference"])),
                                      "tau_std": float(np.std(rows[0]["tau_reference"]))}
-    lines = ["| problem | model | WCT | mean crossing time | std |", "|---|---|---|---|---|"]
+    lines = ["| problem | model | WCT | mean crossing time | std | sliced W2 / floor |", "|---|---|---|---|---|---|"]
     for problem, by_model in numbers.items():
         for model, v in by_model.items():
-            lines.append(f"| {problem} | {model} | {_e(v.get('wct'))} | {v['tau_mean']:.3f} | {v['tau_std']:.3f} |")
+            lines.append(f"| {problem} | {model} | {_e(v.get('wct'))} | {v['tau_mean']:.3f} | {v['tau_std']:.3f} | "
+                         f"{_f(v.get('sliced_w2_ratio'))} |")
     return ExperimentResult(table="\n".join(lines), numbers=numbers, figures=figures)
