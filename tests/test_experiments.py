@@ -28,6 +28,8 @@ COMMON = {
 SMOKE = {
     "table1": {**COMMON, "problems": ["wave", "flow"], "sl_overrides": ["model.label_dim=8"], "ardm_steps": [2, 3],
                "ardm_overrides": ["model.method=ardm", "model.label_dim=0", "model.loss=huber", "train.input_noise=0"],
+               "ardm_overrides_by_steps": {2: ["model.diffusion_schedule=cosine", "model.prediction=v",
+                                               "model.sampler=ddim"]},
                "timing": {"batch": 2, "frames": 1}},
     "figure3": {"models_from": "table1", "shown_models": ["SL", "ARDM S=3"]},
     "label_dim": {**COMMON, "problem": "wave", "label_dims": [0, 8, 16]},
@@ -66,6 +68,16 @@ def test_every_experiment_writes_its_results_folder(smoke_results: Path, name: s
         assert (folder / figure).stat().st_size > 1000 and f"]({figure})" in text
 
 
+@pytest.mark.parametrize("name", ["table1", "figure3", "label_dim", "no_conditioning"])
+def test_experiments_that_generate_report_field_scores_over_their_floor(smoke_results: Path, name: str) -> None:
+    assert "sliced W2 / floor" in (smoke_results / name / "results.md").read_text()
+    numbers = json.loads((smoke_results / name / "results.json").read_text())["numbers"]
+    if name == "label_dim":
+        assert all(r["sliced_w2_ratio"] > 0 and r["spectrum_error_ratio"] > 0 for r in numbers["networks"])
+    if name == "no_conditioning":
+        assert all(numbers["wave"][m]["energy_score_ratio"] > 0 for m in ("rollout", "direct"))
+
+
 def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
     numbers = json.loads((smoke_results / "table1" / "results.json").read_text())["numbers"]
     for problem in ("wave", "flow"):
@@ -74,6 +86,15 @@ def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
         assert [r["network_calls_per_frame"] for r in rows] == [1, 2, 3]
         assert all(np.isfinite(r["wct"]) and r["seconds_per_frame"] > 0 for r in rows)
         assert rows[0]["time_over_sl"] == 1.0
+        # field scores beside WCT and WIM, each over its truth-vs-truth floor, computed once beside the samples
+        for r in rows:
+            assert all(r[f"{name}_ratio"] > 0 for name in ("sliced_w2", "energy_score", "spectrum_error"))
+            assert json.loads(Path(r["samples"]).with_suffix(".field_scores.json").read_text())["scores"]["sliced_w2"][
+                "ratio"] == r["sliced_w2_ratio"]
+        # the recipe chosen for S = 2 (ardm_overrides_by_steps) reaches that model alone
+        chosen = [yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["model"] for r in rows[1:]]
+        assert [(m["prediction"], m["sampler"], m["diffusion_steps"]) for m in chosen] == [("v", "ddim", 2),
+                                                                                          ("epsilon", "ddpm", 3)]
     # figure3 reuses table1's samples: the same WCT for the same model
     figure3 = json.loads((smoke_results / "figure3" / "results.json").read_text())["numbers"]
     assert figure3["wave"]["SL"]["wct"] == numbers["wave"][0]["wct"]
@@ -198,3 +219,19 @@ def test_label_dim_averages_over_seeds_and_says_whether_every_high_d_beats_d0() 
     assert "not every one better" in wct_finding  # d = 16's mean 0.2 ties d = 0's
     means[16] = _mean_over_seeds([row(16, 0, 0.1, 2e-3), row(16, 1, 0.15, 2e-3)])
     assert "every one better than d = 0, the worst by 1.60x" in _findings(means)[1]
+
+
+def test_table1_says_per_score_whether_sl_wins_and_where_the_ardm_catches_up() -> None:
+    from stochlift.apps.experiments.table1 import _findings
+
+    def row(model: str, calls: int, wct: float, mass_w2: float, largest: float = 1.0) -> dict:
+        return {"model": model, "network_calls_per_frame": calls, "wct": wct, "mass_w2": mass_w2,
+                "time_over_sl": calls * 2.0, "max_abs_over_truth": largest}
+
+    rows = [row("SL", 1, 0.10, 0.010), row("ARDM S=2", 2, 0.50, 0.5, largest=40.0), row("ARDM S=10", 10, 0.09, 0.02),
+            row("ARDM S=40", 40, 0.08, 0.03)]
+    claim, wct, mass_w2, diverged = _findings({"wave": rows})
+    assert "does not reproduce" in claim and "wct: no, mass_w2: yes" in claim.lower()
+    assert "catches up at S = 10 (0.09 against SL's 0.1, at 20.0x" in wct and "ARDM S=10, ARDM S=40" in wct
+    assert "SL wins against every ARDM; the closest is ARDM S=10 (0.02 against 0.01)" in mass_w2
+    assert diverged == "wave: diverged (fields beyond 3x the truth's largest value): ARDM S=2."

@@ -74,6 +74,17 @@ class ModelConfig:
     # ARDM only: each reverse step clips its estimate of the clean (normalised) frame to +-this, DDPM's
     # clip_denoised; None = the largest |value| in the training data
     clip_denoised: float | None = None
+    # ARDM only, the few-step choices (stochlift.baselines): the noise schedule at S steps, "linear" (ACDM's,
+    # rescaled) or "cosine"; snr_shift multiplies every step's signal-to-noise ratio (> 1: less noise);
+    # zero_terminal_snr rescales it so the last step is pure noise (needs x0 or v); what the network
+    # predicts, "epsilon", "x0" or "v"; the sampler, "ddpm" (ancestral) or "ddim", whose ddim_eta runs from
+    # 0 (deterministic) to 1 (DDPM's law)
+    diffusion_schedule: str = "linear"
+    snr_shift: float = 1.0
+    zero_terminal_snr: bool = False
+    prediction: str = "epsilon"
+    sampler: str = "ddpm"
+    ddim_eta: float = 0.0
 
     def validate(self) -> None:
         """The checks every method shares; a method's own are its `validate_config` (see RunConfig.validate)."""
@@ -208,6 +219,8 @@ def _coerce(section_cls: type, section: str, key: str, value: Any) -> Any:
         declared = next(a for a in args if a is not type(None))
     if declared in (int, float):
         return _number(name, declared, value)
+    if declared is bool and not isinstance(value, bool):
+        raise StochliftError(f"{name} must be true or false, got {value!r}")
     if declared is str and not isinstance(value, str):
         raise StochliftError(f"{name} must be a string, got {value!r}")
     if typing.get_origin(declared) is list:

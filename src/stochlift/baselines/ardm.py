@@ -1,10 +1,15 @@
 """The autoregressive conditional diffusion model (ARDM): the paper's baseline, on our own backbone.
 
-As in ACDM (Kohl, Chen, Thuerey 2023; anchors.md section 2): the Markov window enters by channel
-concatenation with the noisy next frame, the network predicts the noise epsilon (Huber loss), the
+As in ACDM (Kohl, Chen, Thuerey 2023; anchors.md section 2) by default: the Markov window enters by
+channel concatenation with the noisy next frame, the network predicts the noise epsilon (Huber loss), the
 schedule is the linear beta schedule rescaled to S steps, and sampling is ancestral DDPM with the same S.
 The backbone is the lifting U-Net with a sinusoidal embedding of the diffusion step where the lifted
 model embeds its label, so the two methods differ only in how the randomness enters.
+
+The few-step choices are config fields, each in its own module: the schedule (model.diffusion_schedule,
+model.snr_shift, model.zero_terminal_snr; schedule.py), what the network predicts (model.prediction: epsilon, x0, v;
+parameterisation.py) and the sampler (model.sampler: ddpm, or ddim with model.ddim_eta; sampler.py).
+The schedule is built for the S steps the model samples with, so it is trained at that S too.
 
 The model diffuses the same quantity the lifted model regresses: the normalised increment
 (x_{t+1} - anchor) / s with an anchored output ("residual": anchor x_t; "second_order"), or
@@ -24,8 +29,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from stochlift.baselines.sampler import DDPMSampler
-from stochlift.baselines.schedule import LinearBetaSchedule
+from stochlift.baselines.parameterisation import PREDICTIONS, training_target
+from stochlift.baselines.sampler import SAMPLERS, build_sampler
+from stochlift.baselines.schedule import SCHEDULES, build_schedule
 from stochlift.config import ModelConfig
 from stochlift.errors import StochliftError
 from stochlift.lifting.labels import stream_seed
@@ -51,8 +57,10 @@ class ARDM(nn.Module):
         self.label_dim = 0
         self.frame_shape = tuple(config.frame_shape)
         self.output, self.loss_name, self.conditioning = config.output, config.loss, config.conditioning
-        self.schedule = LinearBetaSchedule(config.diffusion_steps)
-        self.sampler = DDPMSampler(self.schedule)
+        self.prediction = config.prediction
+        self.schedule = build_schedule(config.diffusion_schedule, config.diffusion_steps, config.zero_terminal_snr,
+                                       config.snr_shift)
+        self.sampler = build_sampler(config.sampler, self.schedule, config.prediction, config.ddim_eta)
         self.register_buffer("residual_scale", torch.tensor(float(config.residual_scale or 1.0)))
         self.register_buffer("frame_scale", torch.tensor(float(config.frame_scale or 1.0)))
         self.clip = config.clip_denoised
@@ -69,6 +77,29 @@ class ARDM(nn.Module):
             raise StochliftError(f"model.conditioning must be 'clean' or 'noisy', got {model.conditioning!r}")
         if model.loss not in ("huber", "l2"):
             raise StochliftError(f"an ARDM's model.loss must be 'huber' or 'l2' (on the noise), got {model.loss!r}")
+        cls._validate_few_step_choices(model)
+
+    @staticmethod
+    def _validate_few_step_choices(model: ModelConfig) -> None:
+        """model.diffusion_schedule, snr_shift, zero_terminal_snr, prediction, sampler and ddim_eta."""
+        for name, allowed in (("diffusion_schedule", SCHEDULES), ("prediction", PREDICTIONS), ("sampler", SAMPLERS)):
+            if getattr(model, name) not in allowed:
+                raise StochliftError(f"model.{name} must be one of {list(allowed)}, got {getattr(model, name)!r}")
+        if model.snr_shift <= 0:
+            raise StochliftError(f"model.snr_shift must be > 0, got {model.snr_shift}")
+        if not 0 <= model.ddim_eta <= 1:
+            raise StochliftError(f"model.ddim_eta must be in [0, 1], got {model.ddim_eta}")
+        if model.ddim_eta and model.sampler != "ddim":
+            raise StochliftError("model.ddim_eta is DDIM's noise level: set model.sampler=ddim, or leave ddim_eta at 0")
+        if model.zero_terminal_snr:
+            if model.diffusion_steps < 2:
+                raise StochliftError("model.zero_terminal_snr needs model.diffusion_steps >= 2")
+            if model.prediction == "epsilon":
+                raise StochliftError("model.zero_terminal_snr makes the last step pure noise, where the noise says "
+                                     "nothing of the frame: set model.prediction to 'x0' or 'v'")
+            if model.conditioning == "noisy":
+                raise StochliftError("model.zero_terminal_snr with noisy conditioning would erase the condition "
+                                     "at the first step: use model.conditioning=clean")
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> ARDM:
@@ -131,7 +162,8 @@ class ARDM(nn.Module):
             return anchor(window, self.output) + self.residual_scale * z
         return self.frame_scale * z
 
-    def _eps(self, z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def _net(self, z: torch.Tensor, t: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """The network's output (noise, clean or velocity estimate, by model.prediction) at step t."""
         return self.backbone(torch.cat([condition, z], dim=1), t.to(z.dtype)[:, None])
 
     def forward(self, window: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -144,7 +176,7 @@ class ARDM(nn.Module):
             given = condition
             if self.conditioning == "noisy":
                 given = self.schedule.add_noise(condition, noise[:, self.steps - 1 - t, channels:], step)
-            return self._eps(z, step, given)
+            return self._net(z, step, given)
 
         return self._from_z(window, self.sampler.denoise(predict, noise[:, :, :channels], clip=self.clip))
 
@@ -152,17 +184,19 @@ class ARDM(nn.Module):
         return DiffusionNoise(self, seed)
 
     def loss(self, window: torch.Tensor, target: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Noise-prediction loss at the diffusion steps t [B] with the noises [B, channels, ...]: Huber
-        (ACDM's) or mean squared error."""
+        """Prediction loss (of the noise, the clean frame or v, by model.prediction) at the diffusion steps
+        t [B] with the noises [B, channels, ...]: Huber (ACDM's) or mean squared error."""
         channels = self.frame_shape[0]
-        noisy = self.schedule.add_noise(self._to_z(window, target), noise[:, :channels], t)
+        clean = self._to_z(window, target)
+        noisy = self.schedule.add_noise(clean, noise[:, :channels], t)
         condition = self._condition(window)
         if self.conditioning == "noisy":
             condition = self.schedule.add_noise(condition, noise[:, channels:], t)
-        predicted = self._eps(noisy, t, condition)
+        predicted = self._net(noisy, t, condition)
+        wanted = training_target(self.prediction, clean, noise[:, :channels], *self.schedule.factors(t, clean))
         if self.loss_name == "huber":
-            return F.smooth_l1_loss(predicted, noise[:, :channels])
-        return F.mse_loss(predicted, noise[:, :channels])
+            return F.smooth_l1_loss(predicted, wanted)
+        return F.mse_loss(predicted, wanted)
 
 
 class DiffusionNoise:

@@ -14,7 +14,7 @@ import torch
 from stochlift.baselines.interpolant import ExplicitInterpolant
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult
-from stochlift.apps.experiments.workspace import PlannedRun, Workspace, model_config
+from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.pairs import FileSource, PairSet
 from stochlift.lifting.runs import load_run
@@ -105,7 +105,8 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         rows.append({"label_dim": d, "seed": seed, "final_training_loss": final_loss(run_dir),
                      "training_set_loss": fitted["all_pairs"], "first_step_loss": fitted["first_step"],
                      "wct": report["wct"], "wct_relative": report["wct_relative"], "mass_w2": report["mass_w2"],
-                     "final_std_ratio": report.get("final_std_ratio") or 0.0, "run": str(run_dir)})
+                     "final_std_ratio": report.get("final_std_ratio") or 0.0, "run": str(run_dir),
+                     **field_ratios(ws.field_scores(data, samples))})
     means = [_mean_over_seeds([r for r in rows if r["label_dim"] == d]) for d in dims]
     interpolant = interpolant_first_step(data, dims)
 
@@ -117,18 +118,22 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         ("... on the first-step pairs x_0 -> x_1", per_seed("first_step_loss"), True),
         ("wct (lower is better)", per_seed("wct"), False),
         ("final-frame spread / truth's", per_seed("final_std_ratio"), False),
+        *([("sliced W2 of frames / truth-vs-truth floor", per_seed("sliced_w2_ratio"), False)]
+          if all(r.get("sliced_w2_ratio") is not None for r in rows) else []),
     ], xlabel="label dimension d", xticklabels=[str(d) for d in dims])
     lines = [f"Each d trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); numbers are the mean over "
              "seeds, wct also per seed (names: docs/glossary.md). Losses: L2 in units of the residual scale. "
              "\"logged\": the training log's last entries (with input noise if any); \"training set\": the trained model on all its training pairs with "
              "their labels; \"first step\": on the pairs x_0 -> x_1 alone, where all inputs are equal and only the "
-             "label separates the targets.", "",
-             "| d | logged final loss | training-set loss | first-step loss | wct | wct per seed | wct_relative | "
-             "mass_w2 | final spread / truth |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "label separates the targets. Field scores: each the mean over time of its ratio to the same score "
+             "between two halves of the truth (1 = as close as a second sample of the truth).", "",
+             "| d | logged final loss | training-set loss | first-step loss | wct | wct per seed | wct_relative | mass_w2 | "
+             "final spread / truth | " + " | ".join(f"{title} / floor" for _, title in FIELD_HEADLINES) + " |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {m['label_dim']} | {m['final_training_loss']:.4g} | {m['training_set_loss']:.4g} | "
               f"{m['first_step_loss']:.4g} | {m['wct']:.3g} | {' / '.join(f'{w:.3g}' for w in m['wct_per_seed'])} | "
-              f"{m['wct_relative']:.2f} | {m['mass_w2']:.3g} | {m['final_std_ratio']:.2f} |" for m in means]
+              f"{m['wct_relative']:.2f} | {m['mass_w2']:.3g} | {m['final_std_ratio']:.2f} | "
+              + " | ".join(_ratio(m.get(f"{name}_ratio")) for name, _ in FIELD_HEADLINES) + " |" for m in means]
     lines += ["", "Appendix B's explicit interpolant, first frame from the shared initial condition (no network):", "",
               "| d | interpolates (d >= M) | max error on training labels | spread / truth | W2 of mass |",
               "|---|---|---|---|---|"]
@@ -141,9 +146,14 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
 
 def _mean_over_seeds(rows: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ["final_training_loss", "training_set_loss", "first_step_loss", "wct", "wct_relative", "mass_w2",
-            "final_std_ratio"]
+            "final_std_ratio", *(f"{name}_ratio" for name, _ in FIELD_HEADLINES)]
+    keys = [k for k in keys if all(r.get(k) is not None for r in rows)]
     return {"label_dim": rows[0]["label_dim"], "seeds": [r["seed"] for r in rows],
             "wct_per_seed": [r["wct"] for r in rows], **{k: float(np.mean([r[k] for r in rows])) for k in keys}}
+
+
+def _ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
 
 
 def _findings(by_d: dict[int, dict[str, Any]]) -> list[str]:
@@ -154,10 +164,12 @@ def _findings(by_d: dict[int, dict[str, Any]]) -> list[str]:
         findings.append(f"training-set loss at d = 0 is {ratio:.1f}x that at d = 64 (the paper's Figure 4 shows ~10x); "
                         f"on the first-step pairs, {first:.1f}x.")
     high = [m for d, m in by_d.items() if d >= 16]
-    if 0 in by_d and high:
-        listed = ", ".join(f"{m['wct']:.3g} (d = {m['label_dim']})" for m in high)
-        worst = max(m["wct"] for m in high)
-        verdict = (f"every one better than d = 0, the worst by {by_d[0]['wct'] / worst:.2f}x" if worst < by_d[0]["wct"]
+    for key, name in (("wct", "wct"), ("sliced_w2_ratio", "sliced W2 / floor")):
+        if 0 not in by_d or not high or any(key not in m for m in (by_d[0], *high)):
+            continue
+        listed = ", ".join(f"{m[key]:.3g} (d = {m['label_dim']})" for m in high)
+        worst = max(m[key] for m in high)
+        verdict = (f"every one better than d = 0, the worst by {by_d[0][key] / worst:.2f}x" if worst < by_d[0][key]
                    else "not every one better than d = 0")
-        findings.append(f"wct (mean over seeds) at d = 0: {by_d[0]['wct']:.3g}; at d >= 16: {listed}: {verdict}.")
+        findings.append(f"{name} (mean over seeds) at d = 0: {by_d[0][key]:.3g}; at d >= 16: {listed}: {verdict}.")
     return findings

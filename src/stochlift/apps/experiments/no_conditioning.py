@@ -21,7 +21,8 @@ from stochlift.config import RunConfig
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.table1 import models
-from stochlift.apps.experiments.workspace import PlannedRun, Workspace, model_config
+from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
+from stochlift.metrics.field_scores import field_scores
 from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.spectrum import spectrum_error
 from stochlift.metrics.wasserstein import wasserstein_1d
@@ -96,6 +97,8 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         jumped = TrajectoryFile(direct).read("generated", slice(None), slice(-1, None))[:, 0]
         scores = {name: last_frame_scores(truth, frames, problem)
                   for name, frames in [("truth", truth), ("rollout", rolled), ("direct", jumped)]}
+        for name, frames in (("rollout", rolled), ("direct", jumped)):
+            scores[name].update(last_frame_field_ratios(truth, frames))
         numbers[problem] = scores
         k = settings.get("shown", 6)
         save_field_grid(folder / f"no_conditioning_{problem}.png", problem,
@@ -110,6 +113,9 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
                         f"power spectrum off by {d['spectrum_error_decades']:.2f} decades on average against "
                         f"{r['spectrum_error_decades']:.2f}; sharpness (mean |gradient|) {d['gradient_ratio']:.2f} of the "
                         f"truth's against {r['gradient_ratio']:.2f}.")
+        findings.append(f"{problem}: last-frame field scores over their truth-vs-truth floor, direct jump against "
+                        "rollout: " + "; ".join(f"{title} {_ratio(d.get(f'{key}_ratio'))} against "
+                                                f"{_ratio(r.get(f'{key}_ratio'))}" for key, title in FIELD_HEADLINES) + ".")
         checks = get_problem(problem).frame_check_descriptions
         for key, what in checks.items():
             findings.append(f"{problem}: {what} in {d[key]:.0%} of the direct jump's last frames, {r[key]:.0%} of the "
@@ -117,18 +123,30 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         findings.append(f"{problem}: {_verdict(d, r, len(rolled), checks)}.")
         findings += _affine_regime(problem, direct_plan.config)
     lines = ["Last frame, generated from the shared initial condition vs the held-out last frames "
-             "(errors divided by the truth's spread; lower is better; spread ratio 1 is right).", "",
+             "(errors divided by the truth's spread; lower is better; spread ratio 1 is right). Field scores of the "
+             "last frame: each over the same score between two halves of the truth (1 = as close as a second "
+             "sample of the truth; - for the truth itself).", "",
              "| problem | model | mass W2 | mass W2 / std | mean-field error | std-field error | spread ratio | "
-             "spectrum error (decades) | gradient ratio | frames with water islands |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "spectrum error (decades) | gradient ratio | frames with water islands | "
+             + " | ".join(f"{title} / floor" for _, title in FIELD_HEADLINES) + " |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for problem, scores in numbers.items():
         for name, s in scores.items():
             islands = f"{s['frames_with_islands']:.0%}" if "frames_with_islands" in s else "-"
             lines.append(f"| {problem} | {name} | {s['mass_w2']:.3g} | {s['mass_w2_relative']:.2f} | "
                          f"{s['mean_field_error_relative']:.2f} | {s['std_field_error_relative']:.2f} | "
                          f"{s['spread_ratio']:.2f} | {s['spectrum_error_decades']:.2f} | {s['gradient_ratio']:.2f} | "
-                         f"{islands} |")
+                         f"{islands} | " + " | ".join(_ratio(s.get(f"{key}_ratio")) for key, _ in FIELD_HEADLINES) + " |")
     return ExperimentResult(table="\n".join(lines), numbers=numbers, figures=figures, findings=findings)
+
+
+def last_frame_field_ratios(truth: np.ndarray, generated: np.ndarray, seed: int = 0) -> dict[str, float | None]:
+    """The field scores (stochlift.metrics.field_scores: sliced W2, energy score, spectrum) of last frames
+    [n, C, H, W] against the truth's, each as its ratio to the same score between two halves of the truth."""
+    def with_start(frames: np.ndarray) -> np.ndarray:  # [n, 2, ...]: a shared dummy start, then the frame scored
+        return np.stack([np.zeros_like(frames), frames], axis=1)
+
+    return field_ratios(field_scores(with_start(generated), with_start(truth), initial_frames=1, seed=seed).to_dict())
 
 
 def _affine_regime(problem: str, config: RunConfig) -> list[str]:
@@ -165,3 +183,7 @@ def _verdict(direct: dict[str, float], rollout: dict[str, float], frames: int,
                 f"is {mass_ratio:.1f}x the rollout's (a breakdown: >= {BREAKDOWN_RATIO:g}x)")
     return ("no breakdown of the direct jump at this scale: the rollout drifts more over its T-1 steps "
             "than the jump errs")
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"

@@ -16,7 +16,7 @@ import numpy as np
 
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult, load_settings
-from stochlift.apps.experiments.workspace import PlannedRun, Workspace, model_config
+from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
 from stochlift.apps.plots.experiments import (
     save_crossing_histograms,
     save_rollout_rows,
@@ -33,11 +33,14 @@ PAPER_TABLE1 = {
 
 
 def models(settings: dict[str, Any]) -> list[tuple[str, int, list[str]]]:
-    """(label, network calls per frame, overrides) of every model in the table: SL first, then ARDM by S."""
+    """(label, network calls per frame, overrides) of every model in the table: SL first, then ARDM by S.
+    `ardm_overrides_by_steps` ({S: [...]}) adds the recipe chosen for that S (the few-step search's)."""
     common = list(settings.get("train_overrides", []))
     rows = [("SL", 1, common + list(settings.get("sl_overrides", [])))]
+    by_steps = {int(k): list(v) for k, v in (settings.get("ardm_overrides_by_steps") or {}).items()}
     for steps in settings.get("ardm_steps", []):
-        rows.append((f"ARDM S={steps}", steps, common + list(settings["ardm_overrides"]) + [f"model.diffusion_steps={steps}"]))
+        rows.append((f"ARDM S={steps}", steps, common + list(settings["ardm_overrides"]) + by_steps.get(steps, [])
+                     + [f"model.diffusion_steps={steps}"]))
     return rows
 
 
@@ -71,11 +74,14 @@ def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[d
             run = ws.run(*plan)
             samples = ws.samples(problem, _slug(label), run, settings["trajectories"], settings.get("sample_seed", 1))
             report, metrics = ws.evaluate(data, samples)
+            field = ws.field_scores(data, samples)
             speed = ws.seconds_per_frame(problem, run, timing.get("batch", 64), timing.get("frames", 2))
             rows.append({
                 "model": label, "network_calls_per_frame": calls, "run": str(run), "samples": str(samples),
                 "wct": report["wct"], "wct_relative": report["wct_relative"], "mass_w2": report["mass_w2"],
                 "mass_w2_relative": report["mass_w2_relative"], "final_std_ratio": report.get("final_std_ratio"),
+                "max_abs_over_truth": largest_value(samples, "generated") / largest_value(data, "test"),
+                **field_ratios(field), "field_scores": field,
                 "seconds_per_frame": speed["seconds_per_frame"], "timing_batch": speed["batch"],
                 "tau_generated": metrics.tau_generated.tolist(), "tau_reference": metrics.tau_reference.tolist(),
             })
@@ -86,23 +92,37 @@ def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[d
     return results
 
 
+def largest_value(path: Path, split: str) -> float:
+    """The largest |value| in a split of a trajectory file (read chunk by chunk): a diverged rollout's grows
+    far beyond the truth's."""
+    return max(float(np.abs(chunk).max()) for chunk in TrajectoryFile(path).iter_chunks(split, 64))
+
+
 def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> str:
     lines = [
         f"wct and mass_w2 (the paper's WCT and WIM): Wasserstein-2 distances of crossing time and integrated mass, "
         f"{trajectories} generated vs the held-out test trajectories (lower is better); _relative: divided by the "
-        "truth's spread (docs/glossary.md). Paper: the paper's Table 1 (its 512 samples, full-size data), for the "
-        "ranking, not the absolute values.",
+        "truth's spread (docs/glossary.md); \"max / truth\": "
+        "the largest |value| generated over the truth's (a diverged rollout's grows far beyond 1). "
+        "Paper: the paper's Table 1 (its 512 samples, full-size data), for the ranking, not the absolute values.",
         "",
-        "| problem | model | calls/frame | wct | wct_relative | mass_w2 | mass_w2_relative | s/frame | time / SL | "
-        "paper WCT | paper WIM |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Field scores (stochlift.metrics.field_scores, frames 1 to T-1): each the mean over time of its ratio to "
+        "the same score between two halves of the truth (1 = as close as a second sample of the truth).",
+        "",
+        "| problem | model | calls/frame | wct | wct_relative | mass_w2 | mass_w2_relative | "
+        + " | ".join(f"{title} / floor" for _, title in FIELD_HEADLINES)
+        + " | max / truth | s/frame | time / SL | paper WCT | paper WIM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for problem, rows in results.items():
         for r in rows:
             key = "SL" if r["model"] == "SL" else r["network_calls_per_frame"]
             paper = PAPER_TABLE1.get(problem, {}).get(key, (None, None))
             cells = [problem, r["model"], str(r["network_calls_per_frame"]), _e(r["wct"]), _f(r["wct_relative"]),
-                     _e(r["mass_w2"]), _f(r["mass_w2_relative"]), _e(r["seconds_per_frame"]), f"{r['time_over_sl']:.1f}x",
+                     _e(r["mass_w2"]), _f(r["mass_w2_relative"]),
+                     *(_f(r.get(f"{name}_ratio")) for name, _ in FIELD_HEADLINES),
+                     _f(r.get("max_abs_over_truth")), _e(r["seconds_per_frame"]),
+                     f"{r['time_over_sl']:.1f}x",
                      _e(paper[0]), _e(paper[1])]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -116,27 +136,55 @@ def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
 
 
+# the table's scores, lower is better: (key in a row, name in the findings)
+SCORES = (("wct", "wct"), ("mass_w2", "mass_w2"))
+# an ARDM whose generated fields reach this many times the truth's largest |value| has diverged
+DIVERGED = 3.0
+
+
 def _findings(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Per problem: the paper's claim against the largest S, then per score whether SL beats every ARDM
+    and the fewest steps at which an ARDM catches up (scores at least as low as SL's), then any ARDM that
+    diverged."""
     findings = []
     for problem, rows in results.items():
-        sl = rows[0]
-        ardm = rows[1:]
-        last = max(ardm, key=lambda r: r["network_calls_per_frame"]) if ardm else None
-        if last is None:
+        sl, ardm = rows[0], sorted(rows[1:], key=lambda r: r["network_calls_per_frame"])
+        if not ardm:
             continue
-        beats = {m: sl[m] <= last[m] for m in ("wct", "mass_w2")}
+        last = ardm[-1]
+        beats = {name: sl[key] <= last[key] for key, name in SCORES if _known(sl, last, key)}
         answers = ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in beats.items())
         verdict = "reproduces" if all(beats.values()) else "does not reproduce"
         findings.append(
             f"{problem}: SL (S = 1) wct {sl['wct']:.3g} vs {last['model']} {last['wct']:.3g}; mass_w2 "
             f"{sl['mass_w2']:.3g} vs {last['mass_w2']:.3g}. This run {verdict} the paper's claim SL <= ARDM "
-            f"(S = {last['network_calls_per_frame']}) "
-            f"on both metrics ({answers}). "
-            f"{last['model']} takes {last['time_over_sl']:.1f}x SL's time per frame."
-        )
-        best = min(ardm, key=lambda r: r["wct"])
-        findings.append(f"{problem}: the best ARDM on wct is {best['model']} ({best['wct']:.3g}).")
+            f"(S = {last['network_calls_per_frame']}) ({answers}). {last['model']} takes {last['time_over_sl']:.1f}x SL's time per frame.")
+        for key, name in (*SCORES, *_extra_scores(sl)):
+            caught = [r for r in ardm if _known(sl, r, key) and r[key] <= sl[key]]
+            if not caught:
+                best = min((r for r in ardm if r.get(key) is not None), key=lambda r: r[key], default=None)
+                closest = f"; the closest is {best['model']} ({best[key]:.3g} against {sl[key]:.3g})" if best else ""
+                findings.append(f"{problem}, {name}: SL wins against every ARDM{closest}.")
+            else:
+                first = caught[0]
+                findings.append(f"{problem}, {name}: the ARDM catches up at S = {first['network_calls_per_frame']} "
+                                f"({first[key]:.3g} against SL's {sl[key]:.3g}, at {first['time_over_sl']:.1f}x SL's "
+                                f"time per frame); ARDM rows at least as good as SL: "
+                                f"{', '.join(r['model'] for r in caught)}.")
+        diverged = [r["model"] for r in ardm if (r.get("max_abs_over_truth") or 0) > DIVERGED]
+        if diverged:
+            findings.append(f"{problem}: diverged (fields beyond {DIVERGED:g}x the truth's largest value): "
+                            f"{', '.join(diverged)}.")
     return findings
+
+
+def _known(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
+    return a.get(key) is not None and b.get(key) is not None
+
+
+def _extra_scores(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """The field scores the rows carry, as (key, name) like SCORES."""
+    return [(f"{name}_ratio", f"{title} / floor") for name, title in FIELD_HEADLINES if f"{name}_ratio" in row]
 
 
 def run_table1(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResult:
@@ -165,11 +213,13 @@ def run_figure3(ws: Workspace, settings: dict[str, Any], folder: Path) -> Experi
                                  [(r["model"], np.asarray(r["tau_generated"]), r["wct"]) for r in picked])
         figures += [f"figure3_{problem}_rollouts.png", f"figure3_{problem}_crossing.png"]
         numbers[problem] = {r["model"]: {"wct": r["wct"], "tau_mean": float(np.mean(r["tau_generated"])),
-                                         "tau_std": float(np.std(r["tau_generated"]))} for r in picked}
+                                         "tau_std": float(np.std(r["tau_generated"])),
+                                         "sliced_w2_ratio": r.get("sliced_w2_ratio")} for r in picked}
         numbers[problem]["truth"] = {"tau_mean": float(np.mean(rows[0]["tau_reference"])),
                                      "tau_std": float(np.std(rows[0]["tau_reference"]))}
-    lines = ["| problem | model | wct | mean crossing time | std |", "|---|---|---|---|---|"]
+    lines = ["| problem | model | wct | mean crossing time | std | sliced W2 / floor |", "|---|---|---|---|---|---|"]
     for problem, by_model in numbers.items():
         for model, v in by_model.items():
-            lines.append(f"| {problem} | {model} | {_e(v.get('wct'))} | {v['tau_mean']:.3f} | {v['tau_std']:.3f} |")
+            lines.append(f"| {problem} | {model} | {_e(v.get('wct'))} | {v['tau_mean']:.3f} | {v['tau_std']:.3f} | "
+                         f"{_f(v.get('sliced_w2_ratio'))} |")
     return ExperimentResult(table="\n".join(lines), numbers=numbers, figures=figures)

@@ -31,8 +31,19 @@ from stochlift.lifting.train import train_or_resume
 from stochlift.lifting.runs import load_run, run_finished
 from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.problems import get_problem
+from stochlift.metrics.field_scores import field_scores_files
 from stochlift.metrics.physics import PhysicsMetrics
 
+
+
+# the field-level scores every experiment reports beside its own, each as value / truth-vs-truth floor (1 = as
+# close to the truth as a second sample of it): (name in stochlift.metrics.field_scores, column heading)
+FIELD_HEADLINES = (("sliced_w2", "sliced W2"), ("energy_score", "energy score"), ("spectrum_error", "spectrum"))
+
+
+def field_ratios(scores: dict[str, Any]) -> dict[str, float | None]:
+    """{"<score>_ratio": headline ratio to the floor} of a field-score record (Workspace.field_scores)."""
+    return {f"{name}_ratio": scores["scores"].get(name, {}).get("ratio") for name, _ in FIELD_HEADLINES}
 
 
 def config_hash(config: RunConfig) -> str:
@@ -127,6 +138,17 @@ class Workspace:
     def evaluate(self, data: Path, samples: Path) -> tuple[dict[str, Any], PhysicsMetrics]:
         """Crossing-time and mass scores of generated against held-out (test) trajectories."""
         return evaluate_files(data, samples)
+
+    def field_scores(self, data: Path, samples: Path) -> dict[str, Any]:
+        """Field-level scores of generated against held-out (test) trajectories, each with its truth-vs-truth
+        floor (stochlift.metrics.field_scores: sliced W2 of frames, energy score, power-spectrum error, ...),
+        computed once and kept beside the samples."""
+        path = samples.with_name(samples.stem + ".field_scores.json")
+        with exclusive(path):
+            if not path.is_file():
+                with self._stage("score"):
+                    write_json(path, field_scores_files(data, samples).to_dict())
+        return json.loads(path.read_text())
 
     def seconds_per_frame(self, problem: str, run_dir: Path, batch: int, frames: int) -> dict[str, float]:
         """Wall seconds to generate one frame of one trajectory at this batch size, measured once and kept."""
