@@ -417,10 +417,11 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
 
 @cli.command()
 @click.argument("name", metavar="NAME")
-@click.option("--scale", type=click.Choice(["quick", "gpu", "paper"]), default="quick", show_default=True,
-              help="quick: sized for 2 CPU cores (each experiment under about 90 minutes); gpu: the quick data "
-                   "with a wider net and a larger training budget, minutes on one GPU (label_dim, "
-                   "no_conditioning); paper: the paper's data and models, days on a GPU.")
+@click.option("--scale", type=click.Choice(["quick", "mid", "gpu", "paper"]), default="quick", show_default=True,
+              help="quick: sized for 2 CPU cores and CI (minutes to an hour); mid: several times quick's data or "
+                   "steps, about an hour each on 2 CPU cores (table1, label_dim, no_conditioning); gpu: a larger "
+                   "training budget, minutes on one GPU; paper: the paper's data and models, days on a GPU. "
+                   "configs/experiments/NAME.yaml lists the scales an experiment has.")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Results go to OUT/SCALE/NAME/; data, runs and samples shared between experiments to OUT/SCALE/_work/.")
 @click.option("--jobs", type=int, default=1, show_default=True, callback=positive,
