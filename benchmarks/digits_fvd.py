@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stochlift.apps.plots import save_snapshot_grid
+from stochlift.apps.plots.video import save_video_grid
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.io import atomic_path, write_json
@@ -37,10 +39,8 @@ from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
 from stochlift.metrics.fvd import I3DExtractor, fvd_bootstrap, fvd_of_features
-from stochlift.problems import get_problem
 from stochlift.metrics.video import BestOfN, prepare
-from stochlift.apps.plots import save_snapshot_grid
-from stochlift.apps.plots.video import save_video_grid
+from stochlift.problems import get_problem
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "digits_fvd"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from conftest import tiny_meta
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.metrics.ensemble import energy_distance, random_directions
 from stochlift.metrics.field_scores import field_scores, field_scores_files, truth_splits
 from stochlift.metrics.qoi import load_qoi, load_qois
 from stochlift.metrics.spectrum import radial_power_spectrum, spectrum_error
-from conftest import tiny_meta
 
 BUILT_IN = {"energy_score", "crps", "spread_skill", "rank_deviation", "sliced_w2", "energy_distance", "mean_w2",
             "abs_mean_w2"}

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY_OVERRIDES, smooth_trajectories, tiny_config, tiny_meta, write_tiny
-from test_cli_errors import assert_one_line_error, assert_usage_error
-from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, write_trajectories
+from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.lifting.train import train
+from test_cli_errors import assert_one_line_error, assert_usage_error
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,8 +8,8 @@ import torch
 
 from stochlift.config import ModelConfig, apply_overrides, load_config
 from stochlift.errors import StochliftError
-from stochlift.lifting.labels import batch_indices, training_labels
 from stochlift.lifting.generator import build_model
+from stochlift.lifting.labels import batch_indices, training_labels
 from stochlift.lifting.pairs import ArraySource, PairSet
 from stochlift.lifting.rollout import rollout
 from stochlift.models import UNet

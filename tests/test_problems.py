@@ -16,13 +16,13 @@ from torch import nn
 from torch.nn import functional as F
 
 import stochlift
+from conftest import TINY_OVERRIDES, tiny_config
 from stochlift.config import ModelConfig
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.metrics.wasserstein import wasserstein_1d_per_column
 from stochlift.models import BACKBONES, BackboneSpec
 from stochlift.problems import PROBLEMS, Problem, QuantityView, get_problem
-from conftest import TINY_OVERRIDES, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -18,8 +18,8 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
 
+from conftest import tiny_config
 from stochlift.data.trajectories import (
     TrajectoryFile,
     TrajectoryMeta,
@@ -419,8 +419,8 @@ def test_unpaired_generated_files_get_fvd_only(video_files, tmp_path: Path) -> N
 
 
 def test_bair_protocol_runs_from_a_trained_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stochlift.lifting.train import train
     from stochlift.evaluation.video_protocol import run_video_protocol
+    from stochlift.lifting.train import train
 
     data = _blobs(8, 6)
     write_trajectories(tmp_path / "blobs.h5", _video_meta(6), {"train": data[:5], "test": data[5:]})

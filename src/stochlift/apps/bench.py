@@ -470,7 +470,7 @@ def run_bench(
     sl_per_frame = sl["seconds"] / frames  # one batch-frame
     report = {
         "command": command or " ".join(sys.argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "device": str(device),
         "preset": preset,

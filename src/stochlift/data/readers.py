@@ -18,6 +18,7 @@ from stochlift.data.trajectories import TrajectoryFile
 from stochlift.data.well import WellSource, is_well_path, split_folders
 from stochlift.errors import StochliftError
 
+
 class WellTrajectories:
     """The Well's files read like a TrajectoryFile: splits are the data set's split folders (a root), or
     one split named after the folder (train/valid/test; "all" otherwise) for a file or a folder of files."""

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from stochlift.apps import plots
-from stochlift.apps.demo.stages import DemoResult, StageClock
+from stochlift.apps.demo.stages import DemoResult, DemoStages, StageClock
 from stochlift.apps.report import build_report
 from stochlift.apps.selection import train_best_of
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.apps.demo.stages import DemoStages
 from stochlift.errors import StochliftError
 from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME

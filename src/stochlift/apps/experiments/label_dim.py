@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from stochlift.baselines.interpolant import ExplicitInterpolant
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
+from stochlift.apps.plots.experiments import save_xy_panels
+from stochlift.baselines.interpolant import ExplicitInterpolant
+from stochlift.data.trajectories import TrajectoryFile
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.pairs import FileSource, PairSet
 from stochlift.lifting.runs import load_run
 from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.wasserstein import wasserstein_1d
-from stochlift.apps.plots.experiments import save_xy_panels
 
 
 @torch.no_grad()

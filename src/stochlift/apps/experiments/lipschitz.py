@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.workspace import Workspace
-from stochlift.lifting.labels import training_labels
 from stochlift.apps.plots.experiments import save_xy_panels
+from stochlift.data.trajectories import TrajectoryFile
+from stochlift.lifting.labels import training_labels
 
 
 def minimal_lipschitz(trajectories: np.ndarray, labels: np.ndarray | None) -> tuple[float, int]:

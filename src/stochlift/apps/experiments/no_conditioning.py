@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from stochlift.config import RunConfig
-from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.table1 import models
 from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
+from stochlift.apps.plots.experiments import save_field_grid
+from stochlift.config import RunConfig
+from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.metrics.field_scores import field_scores
 from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.spectrum import spectrum_error
 from stochlift.metrics.wasserstein import wasserstein_1d
-from stochlift.apps.plots.experiments import save_field_grid
 from stochlift.problems import PROBLEMS, get_problem
 
 # how many times the rollout's error (last-frame mass W2, or share of frames failing a physical check of the

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult, load_settings
 from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
 from stochlift.apps.plots.experiments import (
@@ -22,6 +21,7 @@ from stochlift.apps.plots.experiments import (
     save_rollout_rows,
     save_table1_plot,
 )
+from stochlift.data.trajectories import TrajectoryFile
 
 # the paper's Table 1 (512 samples, its own data sizes and normalisation): its WCT and WIM (our wct, mass_w2)
 PAPER_TABLE1 = {

@@ -26,8 +26,8 @@ from stochlift.optional import require
 
 __all__ = [
     "save_crossing_time_plot",
-    "save_quantity_plot",
     "save_mass_plot",
+    "save_quantity_plot",
     "save_rollout_animation",
     "save_snapshot_grid",
 ]
