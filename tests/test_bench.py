@@ -50,7 +50,7 @@ def test_flop_count_of_one_conv_layer_model() -> None:
 
 def test_presets_fit_the_unet_and_the_paper() -> None:
     for name in PRESETS:
-        cfg, spec = model_config(name, None, None)
+        cfg, _spec = model_config(name, None, None)
         with torch.device("meta"):
             build_model(cfg)  # divisibility of the frame size by 2^(levels - 1) is checked here
     assert PRESETS["paper-480"].paper_seconds_per_video == 0.96 and PRESETS["paper-128"].paper_seconds_per_video == 0.28

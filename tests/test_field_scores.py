@@ -199,7 +199,8 @@ def test_scores_are_determined_by_the_seed() -> None:
         np.testing.assert_allclose(first.scores[name].per_time["value"], again.scores[name].per_time["value"],
                                    rtol=1e-12, err_msg=name)
     assert first.rank_histogram == again.rank_histogram
-    assert not np.allclose(first.scores["energy_score"].per_time["floor"], other.scores["energy_score"].per_time["floor"])
+    assert not np.allclose(first.scores["energy_score"].per_time["floor"],
+                           other.scores["energy_score"].per_time["floor"])
 
 
 def test_bad_inputs_are_one_line_errors() -> None:

@@ -126,5 +126,6 @@ def test_a_backbone_registered_here_trains_and_samples_with_the_datas_periodic_p
     x, xi = torch.randn(2, 3, 8, 8), torch.randn(2, 4)
     with torch.no_grad():
         torch.testing.assert_close(net(torch.roll(x, 3, dims=-1), xi), torch.roll(net(x, xi), 3, dims=-1))
-    with pytest.raises(StochliftError, match="needs \\[C, H, W\\] frames, got frames of shape \\(4,\\); set model.backbone=mlp"):
+    with pytest.raises(StochliftError,
+                       match="needs \\[C, H, W\\] frames, got frames of shape \\(4,\\); set model.backbone=mlp"):
         stochlift.build_model(ModelConfig(backbone=tiny_backbone, frame_shape=[4]))

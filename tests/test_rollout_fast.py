@@ -82,7 +82,8 @@ def test_default_rollout_of_vector_states_is_bit_identical() -> None:
     start = initial(n=6, k=1, frame_shape=(4,))
     np.testing.assert_array_equal(rollout(model, start, 5, seed=1, batch_size=4), reference(model, start, 5, 1, 4))
     deterministic = build_model(ModelConfig(backbone="mlp", window=2, label_dim=0, frame_shape=[4]))
-    np.testing.assert_array_equal(rollout(deterministic, start, 4, batch_size=4), reference(deterministic, start, 4, 0, 4))
+    np.testing.assert_array_equal(rollout(deterministic, start, 4, batch_size=4),
+                                  reference(deterministic, start, 4, 0, 4))
 
 
 def test_auto_batch_on_the_cpu_is_the_default_batch() -> None:

@@ -155,10 +155,14 @@ def _tf1_resize_reference(image: np.ndarray, out: int) -> np.ndarray:
     result = np.zeros((out, out))
     for i in range(out):
         sy = i * h / out
-        y0 = int(np.floor(sy)); y1 = min(y0 + 1, h - 1); fy = sy - y0
+        y0 = int(np.floor(sy))
+        y1 = min(y0 + 1, h - 1)
+        fy = sy - y0
         for j in range(out):
             sx = j * w / out
-            x0 = int(np.floor(sx)); x1 = min(x0 + 1, w - 1); fx = sx - x0
+            x0 = int(np.floor(sx))
+            x1 = min(x0 + 1, w - 1)
+            fx = sx - x0
             top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
             bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
             result[i, j] = top * (1 - fy) + bottom * fy

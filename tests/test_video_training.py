@@ -249,7 +249,8 @@ def test_paper_video_presets_follow_table_3(name: str, window: int, label_dim: i
                                              depths: str) -> None:
     config = load_config(name)
     m, t = config.model, config.train
-    assert (m.window, m.label_dim, t.batch_size, t.steps, m.options["depths"]) == (window, label_dim, batch, steps, depths)
+    assert ((m.window, m.label_dim, t.batch_size, t.steps, m.options["depths"])
+            == (window, label_dim, batch, steps, depths))
     assert (m.loss, m.output, t.lr, t.schedule, m.options["embed_width"]) == ("bce", "direct", 1e-4, "cosine", 512)
 
 

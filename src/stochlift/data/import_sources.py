@@ -47,8 +47,9 @@ class Layout:
         letters = [a.strip().upper() for a in text.replace(" ", "").split(",")]
         unknown = sorted({a for a in letters if a not in {"N", "T", "C", "D", "X", "Y", "H", "W"}})
         if unknown:
-            raise StochliftError(f"--layout {text}: unknown axis {', '.join(map(repr, unknown))}; use N (trajectories), "
-                                 "T (time), C or D (fields), X (a 1-D field's axis), X,Y or H,W (a 2-D field's)")
+            raise StochliftError(f"--layout {text}: unknown axis {', '.join(map(repr, unknown))}; "
+                                 "use N (trajectories), T (time), C or D (fields), X (a 1-D field's axis), "
+                                 "X,Y or H,W (a 2-D field's)")
         if len(letters) != len(shape):
             raise StochliftError(f"--layout {text} names {len(letters)} axes but the array has {len(shape)} (shape "
                                  f"{list(shape)}); e.g. --layout {example}")

@@ -105,7 +105,8 @@ def boundaries(rank: int, periodic: Sequence[str] = (), wall: Sequence[str] = ()
     if not rank:
         return None
     base = list(default or ("WALL",) * rank)
-    return tuple("PERIODIC" if d in periodic_dims else "WALL" if d in wall_dims else base[i] for i, d in enumerate(dims))
+    return tuple("PERIODIC" if d in periodic_dims else "WALL" if d in wall_dims else base[i]
+                 for i, d in enumerate(dims))
 
 
 def split_members(n: int, fractions: Sequence[float], seed: int) -> dict[str, np.ndarray]:

@@ -99,7 +99,7 @@ def iter_records(path: str | os.PathLike, *, verify: bool = True) -> Iterator[by
     """The records of a TFRecord file, one at a time; CRCs checked unless `verify=False`."""
     path = Path(path)
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 (the with-block below closes it)
     except OSError as exc:
         raise StochliftError(f"cannot open {path}: {exc.strerror or exc}") from None
     with handle:

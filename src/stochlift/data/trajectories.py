@@ -91,8 +91,8 @@ class TrajectoryMeta:
         self.boundaries = tuple(str(b).upper() for b in self.boundaries)
         unknown = sorted(set(self.boundaries) - set(BC_TYPES))
         if len(self.boundaries) != rank or unknown:
-            raise StochliftError(f"boundaries must be one of {list(BC_TYPES)} per spatial dim {list(self.spatial_dims)}, "
-                                 f"got {list(self.boundaries)}")
+            raise StochliftError(f"boundaries must be one of {list(BC_TYPES)} per spatial dim "
+                                 f"{list(self.spatial_dims)}, got {list(self.boundaries)}")
         every = rank > 0 and all(b == "PERIODIC" for b in self.boundaries)
         if self.periodic and not every:
             raise StochliftError(f"periodic=True but the boundaries are {list(self.boundaries)}")
@@ -554,7 +554,7 @@ class TrajectoryFile:
 
     def _channel_datasets(self, split: str) -> list[h5py.Dataset]:
         """The split's time-varying field datasets in channel order, looked up once per process."""
-        self.h5  # (re)opens the handle in a new process, which empties the cache
+        _ = self.h5  # (re)opens the handle in a new process, which empties the cache
         if split not in self._fields:
             group = self._split(split)
             self._fields[split] = [group[name] for name in self.meta.field_names]

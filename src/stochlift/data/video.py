@@ -94,8 +94,8 @@ def check_split_counts(counts: Sequence[int], fractions: Sequence[float], noun: 
     empty = [s for s, share, c in zip(SPLIT_NAMES, f, counts) if share > 0 and c == 0]
     if empty:
         n, need = sum(counts), math.ceil(f.sum() / min(share for share in f if share > 0))
-        raise StochliftError(f"{n} {noun} are too few for --split-fractions {','.join(f'{v:g}' for v in f)}: split {empty[0]} "
-                             f"would be empty; import at least {need} or set its fraction to 0")
+        raise StochliftError(f"{n} {noun} are too few for --split-fractions {','.join(f'{v:g}' for v in f)}: "
+                             f"split {empty[0]} would be empty; import at least {need} or set its fraction to 0")
 
 
 # ------------------------------------------------------------------------------------------ frames

@@ -170,7 +170,8 @@ def autocast_dtype(precision: str, device: torch.device, explicit_device: bool) 
     dtype = PRECISIONS[precision]
     if dtype is not None and device.type != "cuda":
         if explicit_device:
-            raise StochliftError(f"train.precision={precision} needs a CUDA device; use train.precision=fp32 on the CPU")
+            raise StochliftError(f"train.precision={precision} needs a CUDA device; "
+                                 "use train.precision=fp32 on the CPU")
         import warnings
 
         warnings.warn(f"train.precision={precision} ignored: no CUDA device, training in fp32", stacklevel=2)

@@ -39,7 +39,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Generator, RunConfig, Trajecto
         return pretrained.model, pretrained.config, pretrained.start()
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT_NAME).is_file():
-        raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); train one with `stochlift train`")
+        raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); "
+                             "train one with `stochlift train`")
     tensors, state, _ = read_checkpoint(run_dir / CHECKPOINT_NAME)
     config = RunConfig.from_dict(state.config)
     path = config.data.path

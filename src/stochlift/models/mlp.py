@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -16,7 +18,7 @@ class MLP(nn.Module):
         self.label_dim = label_dim
         widths = [in_channels + label_dim] + [hidden] * layers
         mods: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in itertools.pairwise(widths):
             mods += [nn.Linear(a, b), nn.GELU()]
         mods.append(nn.Linear(widths[-1], out_channels))
         self.net = nn.Sequential(*mods)

@@ -113,7 +113,8 @@ def run_demo(
     build_report(files["run"], files["report"], reference=files["data"], generated=files["samples"],
                  metrics=files["metrics"], seed=seed, progress=progress)
     clock.lap("report")
-    return DemoResult(out=out, metrics=report, files={k: v for k, v in files.items() if k != "run"}, seconds=clock.seconds)
+    return DemoResult(out=out, metrics=report, files={k: v for k, v in files.items() if k != "run"},
+                      seconds=clock.seconds)
 
 
 def pretrained_demo_run(name: str, run: Path, data: Path) -> Path:

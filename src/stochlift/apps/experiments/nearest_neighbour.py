@@ -21,7 +21,8 @@ from stochlift.apps.plots.experiments import save_field_grid, save_ratio_histogr
 from stochlift.data.trajectories import TrajectoryFile
 
 
-def nearest(queries: torch.Tensor, pool: torch.Tensor, exclude_self: bool = False, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def nearest(queries: torch.Tensor, pool: torch.Tensor, exclude_self: bool = False,
+            chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(index, distance) of each query's nearest row of `pool` (rows flattened), in chunks of queries."""
     index, distance = [], []
     for start in range(0, len(queries), chunk):
