@@ -107,6 +107,7 @@ class Source:
         """Trajectories [start, stop) as [n, T, C, *spatial], in the source's dtype (Well: float32, physical)."""
         if self.well is not None:
             return self.well.read_rows(start, stop, raw=True)
+        assert self.layout is not None  # an array source always has its layout (see `open_source`)
         index = [slice(None)] * self.array.ndim
         if self.layout.trajectories is not None:
             index[self.layout.trajectories] = slice(start, stop)

@@ -217,7 +217,9 @@ def read_header(path: Path) -> WellHeader:
         coords = {d: np.asarray(dims[d][()], dtype=np.float64) for d in spatial}
         coords = {d: c.reshape(-1, c.shape[-1])[0] if c.ndim else c.reshape(1) for d, c in coords.items()}
         sizes = [len(coords[d]) for d in spatial]
-        fields, constant, n = [], [], None
+        fields: list[FieldSpec] = []
+        constant: list[FieldSpec] = []
+        n: int | None = None
         for order, group_name in enumerate(FIELD_GROUPS):
             group = f.get(group_name)
             if not isinstance(group, h5py.Group):
@@ -236,7 +238,7 @@ def read_header(path: Path) -> WellHeader:
                 suffixes = ["".join(p) for p in itertools.product(spatial, repeat=order)]
                 expected = [len(time)] * time_varying + [s for s, v in zip(sizes, dim_varying) if v] + [2] * order
                 if list(ds.shape[int(sample_varying):]) != expected:
-                    want = ", ".join(map(str, ["n_traj"] * sample_varying + expected))
+                    want = ", ".join(map(str, [*["n_traj"] * sample_varying, *expected]))
                     raise StochliftError(f"{bad}: field {group_name}/{name} has shape {list(ds.shape)}, "
                                          f"expected [{want}]")
                 if sample_varying:

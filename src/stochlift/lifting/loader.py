@@ -29,6 +29,8 @@ label_dim x 4 bytes, 256 bytes per pair at d = 64, i.e. 1/64 of the data for 64x
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -79,7 +81,7 @@ class StepBatches(Dataset):
 def step_loader(dataset: StepBatches, first: int, last: int, *, workers: int = 0,
                 pin_memory: bool = False) -> DataLoader:
     """Items first .. last-1 in order; `workers` processes prefetch the next ones (0: read in this process)."""
-    extra = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if workers else {}
+    extra: dict[str, Any] = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if workers else {}
     return DataLoader(
         dataset, batch_size=None, sampler=range(first, last), num_workers=workers, pin_memory=pin_memory, **extra
     )

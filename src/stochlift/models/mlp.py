@@ -7,6 +7,8 @@ import itertools
 import torch
 from torch import nn
 
+from stochlift.errors import StochliftError
+
 
 class MLP(nn.Module):
     """F(window, xi) = MLP([flattened window, xi]); with d = 0 it regresses on the window alone."""
@@ -26,5 +28,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
         x = x.flatten(1)
         if self.label_dim > 0:
+            if xi is None:
+                raise StochliftError(f"this model takes labels xi of dimension {self.label_dim}; got none")
             x = torch.cat([x, xi], dim=1)
         return self.net(x)
