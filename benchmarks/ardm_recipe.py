@@ -141,7 +141,7 @@ def run_row(ws: Workspace, row: Row, trajectories: int, done: set[tuple[str, str
             "loss_at_half": log[len(log) // 2 - 1]["loss"], "train_seconds_this_call": round(trained_seconds, 1),
             "sample_seconds": round(sample_seconds, 1), **stability, **scores,
             "load_average": os.getloadavg(), "machine": machine(),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "command": " ".join(sys.argv),
         }
         with open(RESULTS, "a") as f:

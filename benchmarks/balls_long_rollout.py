@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stochlift.apps.demo.video import file_frame_statistics
+from stochlift.apps.plots import _new_figure, _save_png
+from stochlift.apps.plots.video import save_video_grid
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.synthetic_video import make_bouncing_balls
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.apps.demo.video import file_frame_statistics
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
-from stochlift.apps.plots import _new_figure, _save_png
-from stochlift.apps.plots.video import save_video_grid
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "balls_long_rollout"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 from pathlib import Path
@@ -76,7 +75,7 @@ def main() -> None:
                                                      "correlation_with_own_truth": float(np.corrcoef(tau, paired)[0, 1])
                                                      if k > 1 and tau.std() > 0 else None}
     provenance = {"command": " ".join(["python", *sys.argv]), "machine": machine(), "load_average": os.getloadavg(),
-                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                   "run": str(args.run), "run_config": config.to_dict()}
     write_json(RESULTS / f"crossing_tail_{name}.json", {**provenance, "rows": rows})
     lines = [f"# Crossing-time tail: {problem}, run `{args.run.name}`", "",

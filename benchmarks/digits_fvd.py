@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stochlift.apps.plots import save_snapshot_grid
+from stochlift.apps.plots.video import save_video_grid
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.io import atomic_path, write_json
@@ -37,10 +39,8 @@ from stochlift.lifting.checkpoint import CHECKPOINT_NAME
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
 from stochlift.metrics.fvd import I3DExtractor, fvd_bootstrap, fvd_of_features
-from stochlift.problems import get_problem
 from stochlift.metrics.video import BestOfN, prepare
-from stochlift.apps.plots import save_snapshot_grid
-from stochlift.apps.plots.video import save_video_grid
+from stochlift.problems import get_problem
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAME = "digits_fvd"
@@ -144,7 +144,7 @@ def main() -> None:
     sl, d0, copy = rows["SL (d = 32)"], rows["regressor (d = 0)"], rows["copy last frame"]
     checks = {"SL FVD < regressor FVD": sl["fvd"] < d0["fvd"], "SL FVD < copy FVD": sl["fvd"] < copy["fvd"],
               "SL best-of-N SSIM > regressor SSIM": sl["ssim_best"] > d0["ssim_best"]}
-    command = "OMP_NUM_THREADS=%s python %s" % (os.environ.get("OMP_NUM_THREADS", "?"), " ".join(sys.argv))
+    command = f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '?')} python {' '.join(sys.argv)}"
     record = {
         "command": command, "machine": f"{platform.machine()} {platform.processor()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads", "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -153,7 +153,8 @@ def main() -> None:
                      "fvd_feature": "I3D Kinetics-400 logits, TF1 bilinear resize to 224, uint8 quantisation",
                      "best_of_n": f"{args.samples} samples per test video for SL; 1 for the deterministic rows"},
         "i3d_features_computed_now": computed,
-        "rows": rows, "checks": checks, "bootstrap_share_sl_lower": paired, "seconds": seconds, "total_seconds": time.time() - started,
+        "rows": rows, "checks": checks, "bootstrap_share_sl_lower": paired, "seconds": seconds,
+        "total_seconds": time.time() - started,
     }
     RESULTS.mkdir(exist_ok=True)
     write_json(RESULTS / f"{NAME}.json", record)
@@ -165,11 +166,13 @@ def main() -> None:
              "| model | FVD | best-of-N SSIM | best-of-N PSNR | mean SSIM | sample spread | N |",
              "|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
-        lines.append(f"| {name} | {r['fvd']:.1f} +- {r['fvd_bootstrap_std']:.1f} | {r['ssim_best']:.3f} | {r['psnr_best']:.2f} | "
+        lines.append(f"| {name} | {r['fvd']:.1f} +- {r['fvd_bootstrap_std']:.1f} | {r['ssim_best']:.3f} | "
+                     f"{r['psnr_best']:.2f} | "
                      f"{r['ssim_mean']:.3f} | {r['sample_spread']:.4f} | {r['samples_per_video']} |")
     lines += ["", *[f"- {k}: **{'yes' if v else 'NO'}**" for k, v in checks.items()], "",
               "Paired bootstrap (the same 200 resamples of test videos for every row): SL's FVD is the lower one in "
-              + ", ".join(f"{100 * share:.0f}% of the resamples against {name}" for name, share in paired.items()) + ".",
+              + ", ".join(f"{100 * share:.0f}% of the resamples against {name}" for name, share in paired.items())
+              + ".",
               "",
               "![grid](digits_fvd_grid.png)", "",
               "The grid: 3 test videos (true, top) and SL's first sample of each (bottom); columns from the last "

@@ -20,13 +20,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flow_recipe import recipe_config, recipe_parser  # noqa: E402  (the sibling benchmark's arguments)
+from flow_recipe import recipe_config, recipe_parser
 
-from stochlift.apps.bench import machine  # noqa: E402
-from stochlift.lifting.checkpoint import CHECKPOINT_NAME  # noqa: E402
-from stochlift.lifting.rollout import sample_to_file  # noqa: E402
-from stochlift.lifting.train import train  # noqa: E402
-from stochlift.evaluation.evaluate import evaluate_files  # noqa: E402
+from stochlift.apps.bench import machine
+from stochlift.evaluation.evaluate import evaluate_files
+from stochlift.lifting.checkpoint import CHECKPOINT_NAME
+from stochlift.lifting.rollout import sample_to_file
+from stochlift.lifting.train import train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

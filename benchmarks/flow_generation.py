@@ -44,7 +44,7 @@ def main() -> None:
     record = {
         "command": " ".join(["python", *sys.argv]),
         "machine": f"{platform.machine()} {platform.processor() or ''} cores {os.cpu_count()}",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "trajectories": args.trajectories,
         "workers": args.workers,
         "seconds_per_trajectory_1_process": serial / args.trajectories,

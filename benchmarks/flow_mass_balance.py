@@ -24,9 +24,9 @@ import torch
 
 from stochlift.config import CONSTRAINTS
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.io import atomic_path
 from stochlift.lifting.rollout import sample_to_file
-from stochlift.evaluation.evaluate import evaluate_files
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from flow_mass_balance import compare  # noqa: E402  (the sibling benchmark's with/without comparison)
+from flow_mass_balance import compare
 
-from stochlift.config import RunConfig, apply_overrides, load_config  # noqa: E402
-from stochlift.lifting.checkpoint import CHECKPOINT_NAME  # noqa: E402
-from stochlift.lifting.train import train  # noqa: E402
+from stochlift.config import RunConfig, apply_overrides, load_config
+from stochlift.lifting.checkpoint import CHECKPOINT_NAME
+from stochlift.lifting.train import train
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

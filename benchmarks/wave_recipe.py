@@ -23,12 +23,12 @@ import torch
 
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.model import LiftedModel
 from stochlift.lifting.pairs import initial_window
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
-from stochlift.evaluation.evaluate import evaluate_files
 
 RESULTS = Path(__file__).resolve().parent / "results"
 KEYS = ("wct_relative", "mass_w2_relative", "final_std_ratio", "mean_field_rmse", "std_field_rmse")
@@ -91,7 +91,7 @@ def main() -> None:
         **first_step_spread(result.model, TrajectoryFile(data), config.model.label_dim, config.train.seed),
         "command": " ".join(["python", *sys.argv]),
         "machine": f"{platform.machine()} torch {torch.__version__} threads {torch.get_num_threads()}",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(record))
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -153,7 +153,8 @@ def cli_command(*args: str | os.PathLike) -> list[str]:
     return [sys.executable, "-m", "stochlift", *map(str, args)]
 
 
-def run_cli_subprocess(*args: str | os.PathLike, timeout: float = 120, cwd: str | os.PathLike | None = None) -> CliResult:
+def run_cli_subprocess(*args: str | os.PathLike, timeout: float = 120,
+                       cwd: str | os.PathLike | None = None) -> CliResult:
     """Run the real console entry point (`python -m stochlift ...`) and capture exit code and output."""
     proc = subprocess.run(
         cli_command(*args), capture_output=True, text=True, env=cli_env(), timeout=timeout, cwd=cwd

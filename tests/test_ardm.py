@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
 
+from conftest import tiny_config
 from stochlift.baselines.sampler import DDPMSampler
 from stochlift.baselines.schedule import LinearBetaSchedule
 from stochlift.config import apply_overrides, load_config
 from stochlift.errors import StochliftError
 from stochlift.lifting.generator import build_model
 from stochlift.lifting.rollout import rollout
-from stochlift.lifting.train import train
 from stochlift.lifting.runs import load_run
+from stochlift.lifting.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_config
 
+from conftest import tiny_config
 from stochlift.baselines.parameterisation import PREDICTIONS, read_output, training_target
 from stochlift.baselines.sampler import DDIMSampler, DDPMSampler, build_sampler
 from stochlift.baselines.schedule import CosineSchedule, LinearBetaSchedule, build_schedule, zero_terminal_snr

@@ -30,7 +30,7 @@ def test_run_bench_reports_every_measurement(tmp_path: Path) -> None:
     assert saved["machine"]["torch"] == torch.__version__ and saved["machine"]["cpu"]
     assert saved["batch"] == 2 and saved["frames"] == 3
     assert saved["sl"]["seconds_per_video"] == pytest.approx(saved["sl"]["seconds_per_batch"] / 2)
-    assert 0 < saved["roofline_fraction"] and math.isfinite(saved["roofline_fraction"])
+    assert saved["roofline_fraction"] > 0 and math.isfinite(saved["roofline_fraction"])
     assert saved["ardm"]["label"] == "ARDM (S=3)"
     # S backbone calls on one more input frame: a little more than S times the FLOPs of one SL call
     assert 3 <= saved["ardm"]["flops_per_frame"] / saved["flops_per_frame"] < 3.5
@@ -50,7 +50,7 @@ def test_flop_count_of_one_conv_layer_model() -> None:
 
 def test_presets_fit_the_unet_and_the_paper() -> None:
     for name in PRESETS:
-        cfg, spec = model_config(name, None, None)
+        cfg, _spec = model_config(name, None, None)
         with torch.device("meta"):
             build_model(cfg)  # divisibility of the frame size by 2^(levels - 1) is checked here
     assert PRESETS["paper-480"].paper_seconds_per_video == 0.96 and PRESETS["paper-128"].paper_seconds_per_video == 0.28

@@ -159,7 +159,8 @@ def test_train_without_data_and_with_bad_overrides(run_cli_inprocess, tmp_path: 
     assert_one_line_error(run_cli_inprocess(*_train_args(None, run)), "no training data")
     assert_one_line_error(run_cli_inprocess(*_train_args(tiny_data, run, "train.lr=fast")), "train.lr must be a number")
     assert_one_line_error(run_cli_inprocess(*_train_args(tiny_data, run, "train.nope=1")), "unknown key 'nope'")
-    assert_one_line_error(run_cli_inprocess(*_train_args(tiny_data, run, "--config", "nope")), "no config file or preset")
+    assert_one_line_error(run_cli_inprocess(*_train_args(tiny_data, run, "--config", "nope")),
+                          "no config file or preset")
     assert_empty_or_absent(run)
 
 
@@ -202,7 +203,8 @@ def test_resume_with_nothing_to_resume(run_cli_inprocess, tmp_path: Path, tiny_d
 def test_sample_from_a_directory_that_is_no_run(run_cli_inprocess, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     out = tmp_path / "samples.h5"
-    assert_one_line_error(run_cli_inprocess("sample", "--run", tmp_path / "empty", "--out", out), "is not a training run")
+    assert_one_line_error(run_cli_inprocess("sample", "--run", tmp_path / "empty", "--out", out),
+                          "is not a training run")
     assert not out.exists()
 
 

@@ -95,13 +95,15 @@ def ddp_runs(tmp_path_factory: pytest.TempPathFactory, tiny_data: Path) -> Path:
 
 
 def test_both_ranks_hold_identical_weights(ddp_runs: Path) -> None:
-    a, b = load_file(str(ddp_runs / "weights-rank0.safetensors")), load_file(str(ddp_runs / "weights-rank1.safetensors"))
+    a = load_file(str(ddp_runs / "weights-rank0.safetensors"))
+    b = load_file(str(ddp_runs / "weights-rank1.safetensors"))
     assert sorted(a) == sorted(b)
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f"ranks disagree on {different}"
 
 
-def test_two_processes_equal_one_process_with_the_same_global_batch(ddp_runs: Path, tiny_data: Path, tmp_path: Path) -> None:
+def test_two_processes_equal_one_process_with_the_same_global_batch(ddp_runs: Path, tiny_data: Path,
+                                                                    tmp_path: Path) -> None:
     single = train(tiny_config(tiny_data, *DDP_OVERRIDES), tmp_path / "single", progress=False)
     ddp = load_file(str(ddp_runs / "full" / CHECKPOINT_NAME))
     one = load_file(str(tmp_path / "single" / CHECKPOINT_NAME))

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_UNET, smooth_trajectories, tiny_meta
 from scipy import stats
 
+from conftest import TINY_UNET, smooth_trajectories, tiny_meta
 from stochlift.config import ModelConfig
 from stochlift.data.trajectories import write_trajectories
 from stochlift.errors import StochliftError
+from stochlift.evaluation.forecast import forecast_scores, write_forecast_samples
 from stochlift.lifting.generator import build_model
 from stochlift.metrics.distribution import (
     distribution_scores,
@@ -34,7 +35,6 @@ from stochlift.metrics.ensemble import (
     sliced_wasserstein2,
     spread_skill_ratio,
 )
-from stochlift.evaluation.forecast import forecast_scores, write_forecast_samples
 from stochlift.metrics.forecast import forecast_scores_files
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -109,7 +109,7 @@ def test_unpaired_scores_are_averages_of_paired_ones() -> None:
     g, r = rng.normal(size=(9, 13)) + 3, rng.normal(size=(6, 13)) + 3
     np.testing.assert_allclose(crps_fair_unpaired(g, r), np.mean([crps_fair(g, y) for y in r], axis=0), rtol=1e-12)
     assert energy_score_fair_unpaired(g, r) == pytest.approx(np.mean([es_brute(g, y) for y in r]), rel=1e-10)
-    d = lambda a, b: np.linalg.norm(a[:, None] - b[None], axis=-1)  # noqa: E731
+    d = lambda a, b: np.linalg.norm(a[:, None] - b[None], axis=-1)
     n, m = len(g), len(r)
     brute = 2 * d(g, r).mean() - d(g, g).sum() / (n * (n - 1)) - d(r, r).sum() / (m * (m - 1))
     assert energy_distance(g, r) == pytest.approx(brute, rel=1e-10)

@@ -10,10 +10,10 @@ import pytest
 import yaml
 
 import stochlift.apps.experiments as experiments
-from stochlift.baselines.interpolant import ExplicitInterpolant
-from stochlift.errors import StochliftError
 from stochlift.apps.experiments.lipschitz import minimal_lipschitz
 from stochlift.apps.experiments.nearest_neighbour import novelty_ratios
+from stochlift.baselines.interpolant import ExplicitInterpolant
+from stochlift.errors import StochliftError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -29,7 +29,8 @@ def test_the_linear_gaussian_one_step_law_is_exact() -> None:
     # a scalar OU process dX = -k X dt + b dW: Phi = exp(-k dt), Q = b^2 (1 - exp(-2 k dt)) / (2 k)
     k, sigma, dt = 0.7, 0.3, s["interval"]
     phi, q = external.linear_gaussian_step({"A": [[-k]], "B": [[sigma]], "interval": dt})
-    assert phi[0, 0] == pytest.approx(np.exp(-k * dt)) and q[0, 0] == pytest.approx(sigma**2 * (1 - np.exp(-2 * k * dt)) / (2 * k))
+    assert phi[0, 0] == pytest.approx(np.exp(-k * dt))
+    assert q[0, 0] == pytest.approx(sigma**2 * (1 - np.exp(-2 * k * dt)) / (2 * k))
     mean, cov = external.linear_gaussian_law(s)
     x = external.linear_gaussian_samples(s, 8000, seed=3)
     assert np.abs(x.mean(0) - mean).max() < 4 * np.sqrt(np.diagonal(cov, axis1=1, axis2=2).max() / 8000)
@@ -38,12 +39,15 @@ def test_the_linear_gaussian_one_step_law_is_exact() -> None:
 
 def test_a_problem_is_saved_as_a_user_would_and_imported_as_recorded(tmp_path: Path) -> None:
     small = dataclasses.replace(external.PROBLEMS["linear_gaussian"],
-                                settings={**external.PROBLEMS["linear_gaussian"].settings, "trajectories": 40, "frames": 6})
+                                settings={**external.PROBLEMS["linear_gaussian"].settings, "trajectories": 40,
+                                          "frames": 6})
     record = external.generate(small, tmp_path, seed=2)
     raw = np.load(tmp_path / "linear_gaussian" / "raw" / "paths.npy")
     data = TrajectoryFile(tmp_path / "linear_gaussian" / "data.h5")
     assert raw.shape == (40, 6, 4) and data.splits == record["splits"] == {"train": 32, "valid": 4, "test": 4}
     rows = np.concatenate([data.read(s) for s in ("train", "valid", "test")])
     assert sorted(map(tuple, rows[:, -1].round(5))) == sorted(map(tuple, raw[:, -1].astype(np.float32).round(5)))
-    assert record["import_command"].startswith("stochlift data import $OUT/linear_gaussian/raw/paths.npy --layout N,T,D")
-    assert data.meta.time == pytest.approx(0.1 * np.arange(6)) and external.load_problems(tmp_path)["linear_gaussian"]["seed"] == record["seed"]
+    assert record["import_command"].startswith(
+        "stochlift data import $OUT/linear_gaussian/raw/paths.npy --layout N,T,D")
+    assert data.meta.time == pytest.approx(0.1 * np.arange(6))
+    assert external.load_problems(tmp_path)["linear_gaussian"]["seed"] == record["seed"]

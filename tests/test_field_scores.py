@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
+from conftest import tiny_meta
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.metrics.ensemble import energy_distance, random_directions
 from stochlift.metrics.field_scores import field_scores, field_scores_files, truth_splits
 from stochlift.metrics.qoi import load_qoi, load_qois
 from stochlift.metrics.spectrum import radial_power_spectrum, spectrum_error
-from conftest import tiny_meta
 
 BUILT_IN = {"energy_score", "crps", "spread_skill", "rank_deviation", "sliced_w2", "energy_distance", "mean_w2",
             "abs_mean_w2"}
@@ -199,7 +199,8 @@ def test_scores_are_determined_by_the_seed() -> None:
         np.testing.assert_allclose(first.scores[name].per_time["value"], again.scores[name].per_time["value"],
                                    rtol=1e-12, err_msg=name)
     assert first.rank_histogram == again.rank_histogram
-    assert not np.allclose(first.scores["energy_score"].per_time["floor"], other.scores["energy_score"].per_time["floor"])
+    assert not np.allclose(first.scores["energy_score"].per_time["floor"],
+                           other.scores["energy_score"].per_time["floor"])
 
 
 def test_bad_inputs_are_one_line_errors() -> None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_OVERRIDES, CliResult, cli_command, cli_env, tiny_config, write_tiny
-from test_cli_errors import assert_one_line_error
 from stochlift.lifting.train import train
+from test_cli_errors import assert_one_line_error
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -206,7 +206,7 @@ def test_dataset_layout_and_metadata(tmp_path: Path):
         assert field.name in p
     assert p["shape"] == [12, 12] and p["t_end"] == 0.7 and p["perm_sigma"] == 3.0
     u = data.read("test")
-    assert u.shape == (3, 6, 1, 12, 12) and u[:, 0].max() == 0 and 0 <= u.min() and u.max() <= 1
+    assert u.shape == (3, 6, 1, 12, 12) and u[:, 0].max() == 0 and u.min() >= 0 and u.max() <= 1
     assert data.read_static("train", "log_permeability").shape == (2, 12, 12)
     # trajectory i is the same simulation whatever the split: test row 0 is index 3 of the set
     expected, log_k = flow_datasets.simulate_trajectory(3, 3, FlowParams(shape=(12, 12), frames=6),

@@ -126,8 +126,8 @@ def test_one_file_per_split_and_a_single_trajectory(tmp_path: Path) -> None:
     np.save(tmp_path / "train.npy", train)
     np.save(tmp_path / "test.npy", test)
     np.save(tmp_path / "one.npy", _array("T,X"))
-    import_trajectories(tmp_path / "out.h5", split_files={"train": tmp_path / "train.npy", "test": tmp_path / "test.npy"},
-                        layout="N,T,X")
+    import_trajectories(tmp_path / "out.h5",
+                        split_files={"train": tmp_path / "train.npy", "test": tmp_path / "test.npy"}, layout="N,T,X")
     f = TrajectoryFile(tmp_path / "out.h5")
     np.testing.assert_array_equal(f.read("train"), train[:, :, None])
     np.testing.assert_array_equal(f.read("test"), test[:, :, None])

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from conftest import TINY_OVERRIDES, smooth_trajectories, tiny_config, tiny_meta, write_tiny
-from test_cli_errors import assert_one_line_error, assert_usage_error
-from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, write_trajectories
+from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.lifting.train import train
+from test_cli_errors import assert_one_line_error, assert_usage_error
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -150,8 +150,8 @@ def test_negative_seeds_are_refused_everywhere(run_cli_inprocess, wave_run: Path
 
     assert_one_line_error(run_cli_inprocess("train", "--data", tiny_data, "--out", tmp_path / "run",
                                             *TINY_OVERRIDES, "train.seed=-1"), "train.seed must be >= 0")
-    for command in (("sample", "--run", wave_run, "--out", tmp_path / "s.h5"), ("data", "wave", "--out", tmp_path / "w.h5"),
-                    ("demo", "--out", tmp_path / "demo")):
+    for command in (("sample", "--run", wave_run, "--out", tmp_path / "s.h5"),
+                    ("data", "wave", "--out", tmp_path / "w.h5"), ("demo", "--out", tmp_path / "demo")):
         assert_usage_error(run_cli_inprocess(*command, "--seed", "-1"), "'--seed'")
     with pytest.raises(StochliftError, match="seed must be >= 0"):
         sample_to_file(wave_run, tmp_path / "s.h5", trajectories=2, seed=-1, progress=False)

@@ -8,8 +8,8 @@ import torch
 
 from stochlift.config import ModelConfig, apply_overrides, load_config
 from stochlift.errors import StochliftError
-from stochlift.lifting.labels import batch_indices, training_labels
 from stochlift.lifting.generator import build_model
+from stochlift.lifting.labels import batch_indices, training_labels
 from stochlift.lifting.pairs import ArraySource, PairSet
 from stochlift.lifting.rollout import rollout
 from stochlift.models import UNet
@@ -94,7 +94,8 @@ def test_periodic_unet_commutes_with_shifts():
     torch.testing.assert_close(shifted, torch.roll(net(x, xi), shifts=(4, -6), dims=(2, 3)), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("output,loss", [("residual", "l2"), ("second_order", "l2"), ("direct", "l2"), ("direct", "bce")])
+@pytest.mark.parametrize("output,loss",
+                         [("residual", "l2"), ("second_order", "l2"), ("direct", "l2"), ("direct", "bce")])
 def test_lifted_model_output_and_loss(output, loss):
     config = ModelConfig(backbone="unet", window=2, label_dim=3, output=output, loss=loss, residual_scale=0.5,
                          frame_shape=[1, 8, 8], options=dict(TINY_UNET))

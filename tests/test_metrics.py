@@ -11,8 +11,8 @@ import pytest
 from stochlift.errors import StochliftError
 from stochlift.metrics.physics import PhysicsEvaluator, evaluate_physics
 from stochlift.metrics.quantities import mass
-from stochlift.problems.wave import RingCrossing, crossing_time, ring_mask
 from stochlift.metrics.wasserstein import wasserstein_1d, wasserstein_1d_per_column
+from stochlift.problems.wave import RingCrossing, crossing_time, ring_mask
 
 # ------------------------------------------------------------------------------------------ wasserstein
 

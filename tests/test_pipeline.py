@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.demo import run_demo
+from stochlift.data.trajectories import TrajectoryFile
 
 TINY = ["train.steps=6", "train.batch_size=4", "train.log_every=2", "train.checkpoint_every=3",
         "model.options={depths: [8, 16], mid_blocks: 1, embed_width: 16, groups: 4}"]

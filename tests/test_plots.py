@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import stochlift.apps.plots as plots
-from stochlift.errors import StochliftError
 from stochlift.apps.plots import save_crossing_time_plot, save_mass_plot, save_rollout_animation, save_snapshot_grid
+from stochlift.errors import StochliftError
 
 
 def fields(k: int = 2, t: int = 6, size: int = 12, seed: int = 0) -> np.ndarray:

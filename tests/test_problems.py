@@ -16,13 +16,13 @@ from torch import nn
 from torch.nn import functional as F
 
 import stochlift
+from conftest import TINY_OVERRIDES, tiny_config
 from stochlift.config import ModelConfig
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.metrics.wasserstein import wasserstein_1d_per_column
 from stochlift.models import BACKBONES, BackboneSpec
 from stochlift.problems import PROBLEMS, Problem, QuantityView, get_problem
-from conftest import TINY_OVERRIDES, tiny_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -126,5 +126,6 @@ def test_a_backbone_registered_here_trains_and_samples_with_the_datas_periodic_p
     x, xi = torch.randn(2, 3, 8, 8), torch.randn(2, 4)
     with torch.no_grad():
         torch.testing.assert_close(net(torch.roll(x, 3, dims=-1), xi), torch.roll(net(x, xi), 3, dims=-1))
-    with pytest.raises(StochliftError, match="needs \\[C, H, W\\] frames, got frames of shape \\(4,\\); set model.backbone=mlp"):
+    with pytest.raises(StochliftError,
+                       match="needs \\[C, H, W\\] frames, got frames of shape \\(4,\\); set model.backbone=mlp"):
         stochlift.build_model(ModelConfig(backbone=tiny_backbone, frame_shape=[4]))

@@ -195,8 +195,8 @@ def test_screenshot_helper_writes_png(report_html, tmp_path):
 
 
 def _pair_files(tmp_path: Path, problem: str) -> tuple[Path, Path]:
-    """A reference (test split of 4, the floors' minimum, and a train split to train on) and a generated file of `problem` with the tiny run's
-    frame shape."""
+    """A reference (test split of 4, the floors' minimum, and a train split to train on) and a generated file of
+    `problem` with the tiny run's frame shape."""
     meta = tiny_meta()
     meta.problem = problem
     reference, generated = tmp_path / "reference.h5", tmp_path / "generated.h5"

@@ -20,8 +20,8 @@ from conftest import cli_command, cli_env, run_cli_subprocess, tiny_config
 from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from stochlift.lifting.loader import StepBatches
-from stochlift.lifting.train import train
 from stochlift.lifting.runs import load_run
+from stochlift.lifting.train import train
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from stochlift.apps.demo import run_demo
+from stochlift.apps.selection import SELECTION_FILE, train_best_of, train_side_by_side
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.flow_datasets import make_flow_dataset
-from stochlift.apps.demo import run_demo
 from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, checkpoint_step
-from stochlift.apps.selection import SELECTION_FILE, train_best_of, train_side_by_side
-from stochlift.lifting.train import train
 from stochlift.lifting.runs import run_finished
+from stochlift.lifting.train import train
 
 TINY_FLOW = ["train.steps=4", "model.label_dim=144", "train.batch_size=4", "train.log_every=1",
              "train.checkpoint_every=2",

@@ -40,7 +40,9 @@ def _two_field_meta(frames: int = 5, size: int = 8) -> TrajectoryMeta:
 
 
 @pytest.fixture
-def two_field_file(tmp_path: Path) -> tuple[Path, TrajectoryMeta, dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
+def two_field_file(
+    tmp_path: Path,
+) -> tuple[Path, TrajectoryMeta, dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
     meta = _two_field_meta()
     data = smooth_trajectories(7, frames=5, channels=2, size=8, seed=3)
     splits = {"train": data[:4], "valid": data[4:5], "test": data[5:]}
@@ -156,7 +158,8 @@ def test_writer_refuses_non_finite_static_field(tmp_path: Path) -> None:
     speed = np.ones((2, 8, 8), np.float32)
     speed[0, 0, 0] = np.nan
     with pytest.raises(StochliftError, match="wave_speed"):
-        write_trajectories(tmp_path / "bad.h5", tiny_meta(), {"train": smooth_trajectories(2)}, {"train": {"wave_speed": speed}})
+        write_trajectories(tmp_path / "bad.h5", tiny_meta(), {"train": smooth_trajectories(2)},
+                           {"train": {"wave_speed": speed}})
     _assert_nothing_written(tmp_path)
 
 

@@ -14,8 +14,8 @@ import torch
 from conftest import tiny_config
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, write_trajectories
 from stochlift.errors import StochliftError
-from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.perturbations import perturbation, smooth_field
+from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

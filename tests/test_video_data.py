@@ -154,7 +154,7 @@ def test_moving_digits_file(tmp_path: Path, mnist_dir: Path) -> None:
     assert f.meta.problem == "video" and f.meta.dtype == "uint8" and f.meta.field_names == ("gray",)
     assert sum(f.splits.values()) == 10 and set(f.splits) == {"train", "valid", "test"}
     x = f.read("train")
-    assert x.shape == (f.splits["train"], 6, 1, 32, 32) and 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.5
+    assert x.shape == (f.splits["train"], 6, 1, 32, 32) and x.min() >= 0.0 and x.max() <= 1.0 and x.max() > 0.5
     np.testing.assert_allclose(f.meta.x, (np.arange(32) + 0.5) / 32)
     np.testing.assert_array_equal(f.meta.time, np.arange(6))
     p = f.meta.parameters

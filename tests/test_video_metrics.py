@@ -18,8 +18,8 @@ import pytest
 import scipy.linalg
 import torch
 import torch.nn.functional as F
-from conftest import tiny_config
 
+from conftest import tiny_config
 from stochlift.data.trajectories import (
     TrajectoryFile,
     TrajectoryMeta,
@@ -155,10 +155,14 @@ def _tf1_resize_reference(image: np.ndarray, out: int) -> np.ndarray:
     result = np.zeros((out, out))
     for i in range(out):
         sy = i * h / out
-        y0 = int(np.floor(sy)); y1 = min(y0 + 1, h - 1); fy = sy - y0
+        y0 = int(np.floor(sy))
+        y1 = min(y0 + 1, h - 1)
+        fy = sy - y0
         for j in range(out):
             sx = j * w / out
-            x0 = int(np.floor(sx)); x1 = min(x0 + 1, w - 1); fx = sx - x0
+            x0 = int(np.floor(sx))
+            x1 = min(x0 + 1, w - 1)
+            fx = sx - x0
             top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
             bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
             result[i, j] = top * (1 - fy) + bottom * fy
@@ -419,8 +423,8 @@ def test_unpaired_generated_files_get_fvd_only(video_files, tmp_path: Path) -> N
 
 
 def test_bair_protocol_runs_from_a_trained_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stochlift.lifting.train import train
     from stochlift.evaluation.video_protocol import run_video_protocol
+    from stochlift.lifting.train import train
 
     data = _blobs(8, 6)
     write_trajectories(tmp_path / "blobs.h5", _video_meta(6), {"train": data[:5], "test": data[5:]})

@@ -9,8 +9,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_OVERRIDES, TINY_UNET, tiny_config, write_tiny
 
+from conftest import TINY_OVERRIDES, TINY_UNET, tiny_config, write_tiny
 from stochlift.apps import plots
 from stochlift.apps.plots import video as plots_video
 from stochlift.config import apply_overrides, load_config
@@ -24,8 +24,8 @@ from stochlift.lifting.rollout import (
     sample_to_file,
     stream_chunk,
 )
-from stochlift.lifting.train import train
 from stochlift.lifting.runs import load_run
+from stochlift.lifting.train import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -153,7 +153,7 @@ def test_video_of_any_channel_count_trains_and_samples(tmp_path: Path, channels:
     assert samples.meta.dtype == "uint8" and samples.meta.problem == "video"  # stored as the data were
     assert samples.meta.field_names == TrajectoryFile(data).meta.field_names
     videos = samples.read("generated")
-    assert videos.shape == (3, 14, channels, 8, 8) and 0 <= videos.min() and videos.max() <= 1
+    assert videos.shape == (3, 14, channels, 8, 8) and videos.min() >= 0 and videos.max() <= 1
     given = TrajectoryFile(data).read("test", slice(0, 2), slice(0, 2))
     np.testing.assert_array_equal(videos[:2, :2], given)  # the given frames are kept
 
@@ -249,7 +249,8 @@ def test_paper_video_presets_follow_table_3(name: str, window: int, label_dim: i
                                              depths: str) -> None:
     config = load_config(name)
     m, t = config.model, config.train
-    assert (m.window, m.label_dim, t.batch_size, t.steps, m.options["depths"]) == (window, label_dim, batch, steps, depths)
+    assert ((m.window, m.label_dim, t.batch_size, t.steps, m.options["depths"])
+            == (window, label_dim, batch, steps, depths))
     assert (m.loss, m.output, t.lr, t.schedule, m.options["embed_width"]) == ("bce", "direct", 1e-4, "cosine", 512)
 
 

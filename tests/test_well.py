@@ -139,7 +139,8 @@ def test_fields_become_channels_normalised_per_field(well) -> None:
         raw, normalised = expected_frames(arrays["train"][file], row)
         np.testing.assert_array_equal(source.read_raw(trajectory, 0, T), raw)
         np.testing.assert_allclose(source.read(trajectory, 0, T), normalised, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(source.read(4, 2, 5), expected_frames(arrays["train"][1], 1)[1][2:5], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(source.read(4, 2, 5), expected_frames(arrays["train"][1], 1)[1][2:5],
+                               rtol=1e-6, atol=1e-6)
     frames = source.read(0, 1, 3)
     assert frames.dtype == np.float32 and frames.shape == (2, 3, NX, NY)
     np.testing.assert_allclose(source.denormalize(frames), source.read_raw(0, 1, 3), rtol=1e-6, atol=1e-6)
@@ -234,7 +235,8 @@ def test_bad_layouts_are_one_line_errors(tmp_path: Path, run_cli_inprocess) -> N
     assert_one_line_error(train(tmp_path / "empty"), "no HDF5 files", "empty")
     write_well_file(tmp_path / "mixed/a.hdf5")
     write_well_file(tmp_path / "mixed/b.hdf5", ny=4)
-    assert_one_line_error(train(tmp_path / "mixed"), "inconsistent Well files", "a.hdf5", "b.hdf5", "[3, 8, 6]", "[3, 8, 4]")
+    assert_one_line_error(train(tmp_path / "mixed"), "inconsistent Well files", "a.hdf5", "b.hdf5",
+                          "[3, 8, 6]", "[3, 8, 4]")
     write_well_file(tmp_path / "steps/a.hdf5")
     write_well_file(tmp_path / "steps/b.hdf5", frames=T + 1)
     assert_one_line_error(train(tmp_path / "steps"), "inconsistent Well files", "time steps")
@@ -357,7 +359,8 @@ def test_export_non_square_static_fields_and_split_mapping(tmp_path: Path) -> No
 
 def test_export_errors_through_the_cli(tmp_path: Path, run_cli_inprocess) -> None:
     ours = write_tiny(tmp_path / "ours.h5")
-    assert_one_line_error(run_cli_inprocess("data", "export-well", ours, "--out", tmp_path / "o", "--split", "test=holdout"),
+    assert_one_line_error(run_cli_inprocess("data", "export-well", ours, "--out", tmp_path / "o",
+                                            "--split", "test=holdout"),
                           "The Well's splits are ['train', 'valid', 'test']")
     assert_one_line_error(run_cli_inprocess("data", "export-well", tmp_path / "missing.h5", "--out", tmp_path / "o"),
                           "no such file")
@@ -401,7 +404,7 @@ def test_the_wells_own_loader_reads_our_exports(well, tmp_path: Path, run_cli_in
     pytest.importorskip("the_well")
     from the_well.data import WellDataset
 
-    root, arrays = well
+    root, _arrays = well
     out = _import_and_export(root, tmp_path, run_cli_inprocess)
     # raw values: the fixture's stats.yaml is made up, ours is measured (normalisation is checked below)
     theirs = WellDataset(path=str(root), well_split_name="test", n_steps_input=2, n_steps_output=1)

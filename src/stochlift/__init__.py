@@ -154,8 +154,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from stochlift.lifting.generator import Generator, build_model
     from stochlift.lifting.model import LiftedModel
     from stochlift.lifting.pairs import ArraySource
-    from stochlift.lifting.preview import show_config
     from stochlift.lifting.pretrained import load_pretrained, pretrained_names
+    from stochlift.lifting.preview import show_config
     from stochlift.lifting.rollout import rollout, rollout_batches, rollout_chunks, sample_to_file
     from stochlift.lifting.runs import load_run, run_finished
     from stochlift.lifting.train import TrainResult, train, train_or_resume

@@ -192,12 +192,12 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, raw: dict[str, Any] | None) -> RunConfig:
         raw = raw or {}
         unknown = set(raw) - {"data", "model", "train"}
         if unknown:
             raise StochliftError(f"unknown config sections {sorted(unknown)}; expected data, model, train")
-        sections = {}
+        sections: dict[str, Any] = {}
         for name, section_cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
             values = raw.get(name) or {}
             known = {f.name for f in dataclasses.fields(section_cls)}

@@ -171,10 +171,11 @@ def count_flops(build: Callable[[], nn.Module], frame_shape: tuple[int, ...]) ->
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as lines:
+            for line in lines:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     info = {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(), "python": sys.version.split()[0], "torch": torch.__version__}
     if torch.cuda.is_available():
@@ -271,9 +272,10 @@ class PeakMemory:
     @staticmethod
     def _status(key: str) -> int | None:
         with contextlib.suppress(OSError, ValueError):
-            for line in open("/proc/self/status"):
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) * 1024
+            with open("/proc/self/status") as lines:
+                for line in lines:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1]) * 1024
         return None
 
     def __enter__(self) -> PeakMemory:
@@ -464,13 +466,13 @@ def run_bench(
     train_b = train_batch or (spec.train_batch if spec else 32)
     steps_per_s = None
     if o.train_steps:
-        steps_per_s = time_training(model, frame_shape, train_b, o.train_steps, device, AUTOCAST_DTYPES.get(o.autocast or ""),
-                                    o.channels_last)
+        steps_per_s = time_training(model, frame_shape, train_b, o.train_steps, device,
+                                    AUTOCAST_DTYPES.get(o.autocast or ""), o.channels_last)
 
     sl_per_frame = sl["seconds"] / frames  # one batch-frame
     report = {
         "command": command or " ".join(sys.argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "device": str(device),
         "preset": preset,

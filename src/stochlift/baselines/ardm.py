@@ -21,13 +21,12 @@ reverse step clips its clean estimate to the training data's range (DDPM's clip_
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-from torch.nn import functional as F
-
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
 
 from stochlift.baselines.parameterisation import PREDICTIONS, training_target
 from stochlift.baselines.sampler import SAMPLERS, build_sampler

@@ -57,7 +57,8 @@ class NoiseSchedule:
 class LinearBetaSchedule(NoiseSchedule):
     """DDPM's linear betas, rescaled to S steps (ACDM's schedule)."""
 
-    def __init__(self, steps: int, beta_start: float = 1e-4, beta_end: float = 0.02, reference_steps: int = 500) -> None:
+    def __init__(self, steps: int, beta_start: float = 1e-4, beta_end: float = 0.02,
+                 reference_steps: int = 500) -> None:
         if steps < 1:
             raise ValueError(f"a diffusion schedule needs at least one step, got {steps}")
         scale = reference_steps / steps

@@ -6,6 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def make_wave_dataset(
     if preset not in WAVE_PRESETS:
         raise StochliftError(f"unknown wave preset {preset!r}; choose from {sorted(WAVE_PRESETS)}")
     chosen = WAVE_PRESETS[preset]
-    overrides = {k: v for k, v in (("frames", frames), ("size", size)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("frames", frames), ("size", size)) if v is not None}
     params = dataclasses.replace(chosen.params, **overrides)
     params.validate()
     splits = split_sizes(trajectories, chosen.splits).as_dict()

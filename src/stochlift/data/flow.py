@@ -222,10 +222,14 @@ def _upwind_operator(vx: np.ndarray, vy: np.ndarray, params: FlowParams) -> tupl
     """
     rows, cols = params.shape
     n = rows * cols
+    xp: np.ndarray
+    xn: np.ndarray
+    yp: np.ndarray
+    yn: np.ndarray
     xp, xn, yp, yn = (np.zeros((rows, cols)) for _ in range(4))
     xp[:, :-1], xn[:, :-1] = np.maximum(vx, 0.0), np.minimum(vx, 0.0)
     yp[:-1, :], yn[:-1, :] = np.maximum(vy, 0.0), np.minimum(vy, 0.0)
-    diag = -(xp + yp)  # outflow to the right / below
+    diag: np.ndarray = -(xp + yp)  # outflow to the right / below
     diag[:, 1:] += xn[:, :-1]  # outflow to the left (negative flux of the face on the left)
     diag[1:, :] += yn[:-1, :]  # outflow upwards
     influx = np.zeros((rows, cols))

@@ -47,8 +47,9 @@ class Layout:
         letters = [a.strip().upper() for a in text.replace(" ", "").split(",")]
         unknown = sorted({a for a in letters if a not in {"N", "T", "C", "D", "X", "Y", "H", "W"}})
         if unknown:
-            raise StochliftError(f"--layout {text}: unknown axis {', '.join(map(repr, unknown))}; use N (trajectories), "
-                                 "T (time), C or D (fields), X (a 1-D field's axis), X,Y or H,W (a 2-D field's)")
+            raise StochliftError(f"--layout {text}: unknown axis {', '.join(map(repr, unknown))}; "
+                                 "use N (trajectories), T (time), C or D (fields), X (a 1-D field's axis), "
+                                 "X,Y or H,W (a 2-D field's)")
         if len(letters) != len(shape):
             raise StochliftError(f"--layout {text} names {len(letters)} axes but the array has {len(shape)} (shape "
                                  f"{list(shape)}); e.g. --layout {example}")
@@ -106,6 +107,7 @@ class Source:
         """Trajectories [start, stop) as [n, T, C, *spatial], in the source's dtype (Well: float32, physical)."""
         if self.well is not None:
             return self.well.read_rows(start, stop, raw=True)
+        assert self.layout is not None  # an array source always has its layout (see `open_source`)
         index = [slice(None)] * self.array.ndim
         if self.layout.trajectories is not None:
             index[self.layout.trajectories] = slice(start, stop)

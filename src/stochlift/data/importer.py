@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -105,7 +105,8 @@ def boundaries(rank: int, periodic: Sequence[str] = (), wall: Sequence[str] = ()
     if not rank:
         return None
     base = list(default or ("WALL",) * rank)
-    return tuple("PERIODIC" if d in periodic_dims else "WALL" if d in wall_dims else base[i] for i, d in enumerate(dims))
+    return tuple("PERIODIC" if d in periodic_dims else "WALL" if d in wall_dims else base[i]
+                 for i, d in enumerate(dims))
 
 
 def split_members(n: int, fractions: Sequence[float], seed: int) -> dict[str, np.ndarray]:
@@ -162,7 +163,7 @@ def import_trajectories(
     if (src is None) == (not split_files):
         raise StochliftError("give one source (SRC, split by --split) or one file per split (--train/--valid/--test), "
                              "not both and not neither")
-    inputs = [Path(p) for p in ([src] if src is not None else split_files.values())]
+    inputs = [Path(p) for p in ([src] if src is not None else cast(dict, split_files).values())]  # one is given
     if any(Path(out).resolve() == p.resolve() for p in inputs):
         raise StochliftError(f"--out {out} is an input; choose another output file")
     with ExitStack() as stack:

@@ -18,6 +18,7 @@ from stochlift.data.trajectories import TrajectoryFile
 from stochlift.data.well import WellSource, is_well_path, split_folders
 from stochlift.errors import StochliftError
 
+
 class WellTrajectories:
     """The Well's files read like a TrajectoryFile: splits are the data set's split folders (a root), or
     one split named after the folder (train/valid/test; "all" otherwise) for a file or a folder of files."""
@@ -32,10 +33,12 @@ class WellTrajectories:
             self._sources = {s: WellSource(self.path, s, normalize=False) for s in folders}
         else:
             name = (self.path.parent if self.path.is_file() else self.path).name
-            self._sources = {name if name in ("train", "valid", "test") else "all": WellSource(self.path, normalize=False)}
+            self._sources = {name if name in ("train", "valid", "test") else "all":
+                             WellSource(self.path, normalize=False)}
         first = next(iter(self._sources.values()))
         for split, source in self._sources.items():
-            if (source.channels, source.frame_shape, source.frames) != (first.channels, first.frame_shape, first.frames):
+            if ((source.channels, source.frame_shape, source.frames)
+                    != (first.channels, first.frame_shape, first.frames)):
                 raise StochliftError(f"{self.path}: split {split!r} holds channels {list(source.channels)} of "
                                      f"{list(source.frame_shape)} x {source.frames} frames, unlike the others")
         self.meta = first.meta()

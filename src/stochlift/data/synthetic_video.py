@@ -29,6 +29,7 @@ import os
 import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -298,7 +299,7 @@ class BallsScene:
         """[T, N] whether each ball's disc overlaps the frame."""
         c = self.centres
         with np.errstate(invalid="ignore"):
-            return ((c > -self.radius) & (c < size + self.radius)).all(axis=-1)
+            return cast(np.ndarray, ((c > -self.radius) & (c < size + self.radius)).all(axis=-1))
 
 
 def elastic_collisions(pos: np.ndarray, vel: np.ndarray, radius: float) -> int:
@@ -348,7 +349,7 @@ def simulate_balls(params: BallsParams, rng: np.random.Generator) -> BallsScene:
         for _ in range(params.substeps):
             pos += vel / params.substeps
             elastic_collisions(pos, vel, r)
-        keep = ((pos > -2 * r - 1) & (pos < s + 2 * r + 1)).all(axis=1)
+        keep = cast(np.ndarray, ((pos > -2 * r - 1) & (pos < s + 2 * r + 1)).all(axis=1))
         pos, vel, ids = pos[keep], vel[keep], [b for b, k in zip(ids, keep) if k]
     centres = np.full((params.frames, len(colours), 2), np.nan)
     for t, frame in enumerate(track):

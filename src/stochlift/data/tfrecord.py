@@ -26,6 +26,7 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def iter_records(path: str | os.PathLike, *, verify: bool = True) -> Iterator[by
     """The records of a TFRecord file, one at a time; CRCs checked unless `verify=False`."""
     path = Path(path)
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 (the with-block below closes it)
     except OSError as exc:
         raise StochliftError(f"cannot open {path}: {exc.strerror or exc}") from None
     with handle:
@@ -155,11 +156,14 @@ def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
 
 
 def _fields(buf: memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
-    """(field number, wire type, value) for each field of a message; LEN values are memoryview slices."""
+    """(field number, wire type, value) for each field of a message; LEN values are memoryview slices.
+
+    The wire type tells the value's type (an int for VARINT, a memoryview otherwise): callers cast by it."""
     pos, end = 0, len(buf)
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
+        value: int | memoryview
         if wire == _VARINT:
             value, pos = _varint(buf, pos)
         elif wire == _FIXED64:
@@ -185,27 +189,28 @@ def _parse_feature(buf: memoryview) -> list[bytes] | np.ndarray:
         if wire != _LEN:
             continue
         if number == 1:  # BytesList
-            return [bytes(v) for n, w, v in _fields(value) if n == 1 and w == _LEN]
+            return [bytes(cast(memoryview, v)) for n, w, v in _fields(cast(memoryview, value))
+                    if n == 1 and w == _LEN]
         if number == 2:  # FloatList: packed (one LEN field) and/or unpacked (fixed32 fields)
             parts: list[np.ndarray] = []
-            for n, w, v in _fields(value):
+            for n, w, v in _fields(cast(memoryview, value)):
                 if n == 1 and w == _LEN:
-                    if len(v) % 4:
+                    if len(cast(memoryview, v)) % 4:
                         raise _ProtoError("packed float list of a length not divisible by 4")
-                    parts.append(np.frombuffer(v, dtype="<f4"))
+                    parts.append(np.frombuffer(cast(memoryview, v), dtype="<f4"))
                 elif n == 1 and w == _FIXED32:
-                    parts.append(np.frombuffer(v, dtype="<f4"))
+                    parts.append(np.frombuffer(cast(memoryview, v), dtype="<f4"))
             return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
         if number == 3:  # Int64List: packed varints and/or unpacked varints
             values: list[int] = []
-            for n, w, v in _fields(value):
+            for n, w, v in _fields(cast(memoryview, value)):
                 if n == 1 and w == _LEN:
-                    pos = 0
-                    while pos < len(v):
-                        item, pos = _varint(v, pos)
+                    packed, pos = cast(memoryview, v), 0
+                    while pos < len(packed):
+                        item, pos = _varint(packed, pos)
                         values.append(_signed64(item))
                 elif n == 1 and w == _VARINT:
-                    values.append(_signed64(v))
+                    values.append(_signed64(cast(int, v)))
             return np.asarray(values, dtype=np.int64)
     return []  # a Feature with no kind set
 
@@ -218,15 +223,15 @@ def parse_example(record: bytes | memoryview) -> dict[str, list[bytes] | np.ndar
         for number, wire, value in _fields(buf):
             if number != 1 or wire != _LEN:
                 continue
-            for n, w, entry in _fields(value):  # Features.feature: repeated map entries
+            for n, w, entry in _fields(cast(memoryview, value)):  # Features.feature: repeated map entries
                 if n != 1 or w != _LEN:
                     continue
                 key, feature = None, memoryview(b"")
-                for en, ew, ev in _fields(entry):
+                for en, ew, ev in _fields(cast(memoryview, entry)):
                     if en == 1 and ew == _LEN:
-                        key = bytes(ev).decode("utf-8")
+                        key = bytes(cast(memoryview, ev)).decode("utf-8")
                     elif en == 2 and ew == _LEN:
-                        feature = ev
+                        feature = cast(memoryview, ev)
                 if key is not None:
                     features[key] = _parse_feature(feature)
     except (_ProtoError, UnicodeDecodeError) as exc:

@@ -42,7 +42,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import h5py
 import numpy as np
@@ -91,8 +91,8 @@ class TrajectoryMeta:
         self.boundaries = tuple(str(b).upper() for b in self.boundaries)
         unknown = sorted(set(self.boundaries) - set(BC_TYPES))
         if len(self.boundaries) != rank or unknown:
-            raise StochliftError(f"boundaries must be one of {list(BC_TYPES)} per spatial dim {list(self.spatial_dims)}, "
-                                 f"got {list(self.boundaries)}")
+            raise StochliftError(f"boundaries must be one of {list(BC_TYPES)} per spatial dim "
+                                 f"{list(self.spatial_dims)}, got {list(self.boundaries)}")
         every = rank > 0 and all(b == "PERIODIC" for b in self.boundaries)
         if self.periodic and not every:
             raise StochliftError(f"periodic=True but the boundaries are {list(self.boundaries)}")
@@ -333,11 +333,11 @@ class TrajectoryWriter:
             timed = name in fields and values.ndim == dataset.ndim and frame_start is not None
             t = values.shape[1] if timed else dataset.shape[1] if name in fields else 0  # frames (static: none)
             expected = (t, *dataset.shape[2:]) if timed else dataset.shape[1:]
-            if values.shape[1:] != expected or (timed and not 0 <= frame_start <= self.meta.frames - t):
+            if values.shape[1:] != expected or (timed and not 0 <= cast(int, frame_start) <= self.meta.frames - t):
                 raise StochliftError(f"field {name!r}: rows of shape {values.shape[1:]} from frame {frame_start}, "
                                      f"file expects {dataset.shape[1:]}")
             rows = slice(start, start + len(values))
-            dataset[(rows, slice(frame_start, frame_start + t)) if timed else rows] = values
+            dataset[(rows, slice(frame_start, cast(int, frame_start) + t)) if timed else rows] = values  # timed: an int
             if name in fields:
                 n, first, frames = len(values), frame_start or 0, t
         self._written[split].add(slice(start, start + n), first, first + frames)
@@ -554,7 +554,7 @@ class TrajectoryFile:
 
     def _channel_datasets(self, split: str) -> list[h5py.Dataset]:
         """The split's time-varying field datasets in channel order, looked up once per process."""
-        self.h5  # (re)opens the handle in a new process, which empties the cache
+        _ = self.h5  # (re)opens the handle in a new process, which empties the cache
         if split not in self._fields:
             group = self._split(split)
             self._fields[split] = [group[name] for name in self.meta.field_names]

@@ -23,7 +23,7 @@ import importlib.util
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +72,7 @@ def natural_key(path: Path | str) -> list[Any]:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
 
-def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
+def split_counts(n: int, fractions: Sequence[float] | np.ndarray) -> list[int]:
     """Split n items in the given proportions (largest remainder), e.g. 10, (0.8, 0.1, 0.1) -> [8, 1, 1]."""
     f = np.asarray(fractions, dtype=np.float64)
     if f.shape != (3,) or not np.isfinite(f).all() or (f < 0).any() or abs(f.sum() - 1) > 1e-6:
@@ -87,15 +87,15 @@ def split_counts(n: int, fractions: Sequence[float]) -> list[int]:
     return counts.tolist()
 
 
-def check_split_counts(counts: Sequence[int], fractions: Sequence[float], noun: str) -> None:
+def check_split_counts(counts: Sequence[int], fractions: Sequence[float] | np.ndarray, noun: str) -> None:
     """Refuse splits that a positive fraction asks for but that came out empty (e.g. 3 videos at 0.8,0.1,0.1
     leave no valid and no test split, and sampling would then start from the training data)."""
     f = np.asarray(fractions, dtype=np.float64)
     empty = [s for s, share, c in zip(SPLIT_NAMES, f, counts) if share > 0 and c == 0]
     if empty:
         n, need = sum(counts), math.ceil(f.sum() / min(share for share in f if share > 0))
-        raise StochliftError(f"{n} {noun} are too few for --split-fractions {','.join(f'{v:g}' for v in f)}: split {empty[0]} "
-                             f"would be empty; import at least {need} or set its fraction to 0")
+        raise StochliftError(f"{n} {noun} are too few for --split-fractions {','.join(f'{v:g}' for v in f)}: "
+                             f"split {empty[0]} would be empty; import at least {need} or set its fraction to 0")
 
 
 # ------------------------------------------------------------------------------------------ frames
@@ -203,7 +203,7 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def iter_source_frames(source: VideoSource) -> Iterator[np.ndarray]:
+def iter_source_frames(source: VideoSource) -> Generator[np.ndarray, None, None]:
     """Frames of a video file or frame folder, decoded one at a time; unreadable input -> StochliftError."""
     import imageio.v3 as iio
 

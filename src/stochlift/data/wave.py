@@ -147,8 +147,8 @@ def solve_wave(u0: np.ndarray, speed: np.ndarray, t_end: float, steps: int, fram
         raise StochliftError(f"wave: speed must be [B, n, n], got shape {speed.shape}")
     n = speed.shape[-1]
     dt = t_end / steps
-    c2dt2 = (speed.astype(np.float64) ** 2 * dt**2).astype(dtype)
-    symbol = _minus_k_squared(n).astype(dtype)
+    c2dt2: np.ndarray = (speed.astype(np.float64) ** 2 * dt**2).astype(dtype)
+    symbol: np.ndarray = _minus_k_squared(n).astype(dtype)
 
     def c2dt2_lap(v: np.ndarray) -> np.ndarray:
         """dt^2 c^2 Lap(v), computed in the dtype of v."""
@@ -158,7 +158,7 @@ def solve_wave(u0: np.ndarray, speed: np.ndarray, t_end: float, steps: int, fram
         lap *= c2dt2
         return lap
 
-    u = np.broadcast_to(np.asarray(u0, dtype=dtype), speed.shape).copy()
+    u: np.ndarray = np.broadcast_to(np.asarray(u0, dtype=dtype), speed.shape).copy()
     frames = np.empty((speed.shape[0], steps // frame_every + 1, *u[0, ::stride, ::stride].shape), dtype)
     frames[:, 0] = u[:, ::stride, ::stride]
     u_prev, u = u, u + 0.5 * c2dt2_lap(u)  # zero initial velocity

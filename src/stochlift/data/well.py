@@ -207,7 +207,8 @@ def read_header(path: Path) -> WellHeader:
             raise StochliftError(f"{bad}: missing group /dimensions with attribute spatial_dims and dataset time")
         spatial = tuple(_names(dims.attrs["spatial_dims"]))
         if len(spatial) != 2:
-            raise StochliftError(f"{path} has {len(spatial)} spatial dims {list(spatial)}; stochlift trains on 2-D grids")
+            raise StochliftError(f"{path} has {len(spatial)} spatial dims {list(spatial)}; "
+                                 "stochlift trains on 2-D grids")
         for d in spatial:
             if d not in dims:
                 raise StochliftError(f"{bad}: /dimensions lacks the coordinates of spatial dim {d!r}")
@@ -216,7 +217,9 @@ def read_header(path: Path) -> WellHeader:
         coords = {d: np.asarray(dims[d][()], dtype=np.float64) for d in spatial}
         coords = {d: c.reshape(-1, c.shape[-1])[0] if c.ndim else c.reshape(1) for d, c in coords.items()}
         sizes = [len(coords[d]) for d in spatial]
-        fields, constant, n = [], [], None
+        fields: list[FieldSpec] = []
+        constant: list[FieldSpec] = []
+        n: int | None = None
         for order, group_name in enumerate(FIELD_GROUPS):
             group = f.get(group_name)
             if not isinstance(group, h5py.Group):
@@ -230,12 +233,14 @@ def read_header(path: Path) -> WellHeader:
                 sample_varying = bool(ds.attrs.get("sample_varying", True))
                 dim_varying = tuple(bool(v) for v in np.asarray(ds.attrs.get("dim_varying", [True, True])).reshape(-1))
                 if len(dim_varying) != 2:
-                    raise StochliftError(f"{bad}: field {name!r} has dim_varying {list(dim_varying)} for 2 spatial dims")
+                    raise StochliftError(f"{bad}: field {name!r} has dim_varying {list(dim_varying)} "
+                                         "for 2 spatial dims")
                 suffixes = ["".join(p) for p in itertools.product(spatial, repeat=order)]
                 expected = [len(time)] * time_varying + [s for s, v in zip(sizes, dim_varying) if v] + [2] * order
                 if list(ds.shape[int(sample_varying):]) != expected:
-                    want = ", ".join(map(str, ["n_traj"] * sample_varying + expected))
-                    raise StochliftError(f"{bad}: field {group_name}/{name} has shape {list(ds.shape)}, expected [{want}]")
+                    want = ", ".join(map(str, [*["n_traj"] * sample_varying, *expected]))
+                    raise StochliftError(f"{bad}: field {group_name}/{name} has shape {list(ds.shape)}, "
+                                         f"expected [{want}]")
                 if sample_varying:
                     if n is not None and ds.shape[0] != n:
                         raise StochliftError(f"{bad}: fields hold {n} and {ds.shape[0]} trajectories")
@@ -312,7 +317,8 @@ def load_stats(path: Path, fields: tuple[FieldSpec, ...]) -> tuple[np.ndarray, n
             except (TypeError, ValueError):
                 raise StochliftError(f"{path}: {key} of {spec.name!r} is not a number or list of numbers") from None
             if v.size not in (1, len(spec.channels)) or not np.isfinite(v).all():
-                raise StochliftError(f"{path}: {key} of {spec.name!r} must be 1 or {len(spec.channels)} finite numbers, got {v.tolist()}")
+                raise StochliftError(f"{path}: {key} of {spec.name!r} must be 1 or {len(spec.channels)} finite "
+                                     f"numbers, got {v.tolist()}")
             values.append(np.broadcast_to(v, (len(spec.channels),)))
         out.append(np.concatenate(values))
     return out[0].astype(np.float32), np.maximum(out[1], STD_FLOOR).astype(np.float32)
@@ -345,7 +351,8 @@ class WellSource:
         if stats is not None:
             self.mean, self.std = (np.asarray(s, dtype=np.float32).reshape(-1) for s in stats)
             if self.mean.shape != (len(self.channels),) or self.std.shape != self.mean.shape:
-                raise StochliftError(f"normalisation for {len(self.mean)} channels given; {self.path} has {len(self.channels)}")
+                raise StochliftError(f"normalisation for {len(self.mean)} channels given; "
+                                     f"{self.path} has {len(self.channels)}")
         elif self.stats_path is not None:
             self.mean, self.std = load_stats(self.stats_path, self.fields)
         else:
@@ -453,7 +460,8 @@ class WellSource:
 
     def normalize(self, frames: np.ndarray) -> np.ndarray:
         """Physical [..., C, H, W] -> what the model sees."""
-        return ((np.asarray(frames, np.float32) - self.mean[:, None, None]) / self.std[:, None, None]).astype(np.float32)
+        return ((np.asarray(frames, np.float32) - self.mean[:, None, None])
+                / self.std[:, None, None]).astype(np.float32)
 
     def denormalize(self, frames: np.ndarray) -> np.ndarray:
         """What the model sees [..., C, H, W] -> physical units."""
@@ -493,7 +501,8 @@ class WellSource:
 
     def normalization(self) -> dict[str, Any]:
         """The normalisation as a record for the run: channels, mean, std and where they came from."""
-        return {"format": "the_well", "data": str(self.path.resolve()), "stats": str(self.stats_path) if self.stats_path else None,
+        return {"format": "the_well", "data": str(self.path.resolve()),
+                "stats": str(self.stats_path) if self.stats_path else None,
                 "channels": list(self.channels), "mean": self.mean.tolist(), "std": self.std.tolist(),
                 "formula": "model value = (physical value - mean) / std, per channel"}
 

@@ -119,6 +119,7 @@ def _write_file(path: Path, file: TrajectoryFile, split: str, static: list[str],
     m, n = file.meta, file.splits[split]
     layout = field_layout(m, static)
     index = {c: i for i, c in enumerate(m.field_names)}
+    assert m.x is not None and m.y is not None  # a 2-D file: export_well checks the spatial dims
     h, w = len(m.x), len(m.y)
     scales = np.array([m.field_scales.get(name, 1.0) for name in m.field_names], np.float32)[:, None, None]
     with writing(path) as f:

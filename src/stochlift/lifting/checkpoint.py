@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
-from safetensors import safe_open
 
 from stochlift.errors import StochliftError
 from stochlift.io import write_safetensors

@@ -18,7 +18,7 @@ import datetime
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as dist
@@ -107,7 +107,7 @@ def setup(device: str = "auto") -> DistContext:
         torch.cuda.set_device(resolved)
     if not dist.is_initialized():
         backend = "nccl" if resolved.type == "cuda" else "gloo"
-        kwargs = {"device_id": resolved} if resolved.type == "cuda" else {}
+        kwargs: dict[str, Any] = {"device_id": resolved} if resolved.type == "cuda" else {}
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30), **kwargs)
         atexit.register(_destroy)
     return DistContext(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=resolved)
@@ -145,7 +145,7 @@ def agree(ctx: DistContext, work: Callable[[], T]) -> T:
         if failure is not None:
             raise failure
         raise StochliftError("another process of this torchrun failed (its error is in its output); stopping")
-    return result
+    return cast(T, result)  # work() returned
 
 
 def check_batch(batch_size: int, world_size: int, grad_accum: int) -> int:
@@ -170,7 +170,8 @@ def autocast_dtype(precision: str, device: torch.device, explicit_device: bool) 
     dtype = PRECISIONS[precision]
     if dtype is not None and device.type != "cuda":
         if explicit_device:
-            raise StochliftError(f"train.precision={precision} needs a CUDA device; use train.precision=fp32 on the CPU")
+            raise StochliftError(f"train.precision={precision} needs a CUDA device; "
+                                 "use train.precision=fp32 on the CPU")
         import warnings
 
         warnings.warn(f"train.precision={precision} ignored: no CUDA device, training in fp32", stacklevel=2)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -120,11 +121,11 @@ def prepare_model(model: nn.Module, device: torch.device, options: FastOptions) 
     if current != device or options.channels_last:
         net = copy.deepcopy(model).to(device)
         if options.channels_last:
-            net = net.to(memory_format=torch.channels_last)
+            net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     net.eval()
     mode = options.compile_mode
     if mode is not None:
-        net = torch.compile(net, dynamic=False, mode=None if mode == "default" else mode)
+        net = cast(nn.Module, torch.compile(net, dynamic=False, mode=None if mode == "default" else mode))
     return net
 
 
@@ -210,7 +211,7 @@ class Stepper:
         draws = labels == "device" and self.xi is not None
         self.generator = torch.Generator(device=device) if draws else None
         staged = self.xi is not None and not draws and device.type == "cuda" and _PinnedStaging.fits(self.xi)
-        self._staging = _PinnedStaging(self.xi) if staged else None
+        self._staging = _PinnedStaging(cast(torch.Tensor, self.xi)) if staged else None  # staged: xi is a tensor
         self._benchmark = cudnn_benchmark
         self._mark_steps = mark_steps  # compiled with inductor's own CUDA graphs: one new "step" per call
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -225,8 +226,8 @@ class Stepper:
         return torch.autocast(self.device.type, dtype=self.dtype, cache_enabled=False)
 
     def _call(self) -> torch.Tensor:
-        if self.generator is not None:
-            self.xi.normal_(generator=self.generator)
+        if self.generator is not None:  # drawn on the device: xi is a tensor
+            cast(torch.Tensor, self.xi).normal_(generator=self.generator)
         if self._mark_steps:
             torch.compiler.cudagraph_mark_step_begin()
         with self._autocast(), cudnn_benchmark(self._benchmark):
@@ -273,7 +274,7 @@ class Stepper:
                 self.xi.copy_(xi, non_blocking=True)
         if self.graph is not None:
             self.graph.replay()
-            return self._next
+            return cast(torch.Tensor, self._next)  # set with the graph (_capture)
         nxt = self._call()
         torch.cat([self.window[:, 1:], nxt[:, None]], dim=1, out=self.spare)
         self.window, self.spare = self.spare, self.window
@@ -291,7 +292,8 @@ class FastRollout:
         self.options.check(self.device)
         if self.options.channels_last and len(frame_shape) != 3:
             raise StochliftError(f"channels_last needs [C, H, W] frames, got frames of shape {tuple(frame_shape)}")
-        self.window, self.noise_shape = int(model.window), tuple(model.noise_shape)
+        generator = cast(Any, model)  # a Generator (stochlift.lifting.generator)
+        self.window, self.noise_shape = int(generator.window), tuple(generator.noise_shape)
         self.frame_shape = tuple(frame_shape)
         model.eval()
         self.net = prepare_model(model, self.device, self.options)

@@ -15,7 +15,7 @@ windows. Methods register by name in `stochlift.config.METHODS` (`model.method` 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -84,7 +84,12 @@ class Generator(Protocol):
     def eval(self) -> Any: ...
 
 
-__all__ = ["METHODS", "Generator", "TrainingNoise", "build_model"]  # METHODS: stochlift.config, by name
+__all__ = ["METHODS", "Generator", "TrainingNoise", "as_module", "build_model"]  # METHODS: stochlift.config, by name
+
+
+def as_module(generator: Generator) -> nn.Module:
+    """The generator as the nn.Module it is (see the module docstring), for what takes any module; typing only."""
+    return cast(nn.Module, generator)
 
 
 def build_model(config: ModelConfig) -> Generator:

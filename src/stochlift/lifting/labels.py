@@ -17,7 +17,8 @@ from stochlift.errors import StochliftError
 def stream_seed(seed: int, purpose: str, *extra: int) -> int:
     """A 63-bit seed for one named random stream of a run (labels, batches, sampling, ...)."""
     if int(seed) < 0 or any(int(e) < 0 for e in extra):
-        raise StochliftError(f"seeds must be >= 0, got {seed}" + (f" (stream {purpose!r}, {list(extra)})" if extra else ""))
+        raise StochliftError(f"seeds must be >= 0, got {seed}"
+                             + (f" (stream {purpose!r}, {list(extra)})" if extra else ""))
     entropy = [int(seed), zlib.crc32(purpose.encode()), *map(int, extra)]
     return int(np.random.SeedSequence(entropy).generate_state(2, np.uint64)[0] >> np.uint64(1))
 

@@ -2,8 +2,8 @@
 
 Item `step` is this rank's shard of that step's global batch `StepBatches.global_batch(step)` (uniform, or
 with the first-step pairs drawn more often): the pair indices, their windows and targets (and, for
-pushforward training, the earlier windows the unroll starts from). Because an item depends on nothing but its step, what the training loop sees is
-the same with 0, 1 or 8 worker processes, before and after a resume.
+pushforward training, the earlier windows the unroll starts from). Because an item depends on nothing but
+its step, what the training loop sees is the same with 0, 1 or 8 worker processes, before and after a resume.
 
 Reads are chunk-aware: each batch's pairs are read in (trajectory, frame) order, which is the order of
 the file's chunks (one trajectory, a run of frames, the whole frame per chunk), so pairs that share a chunk
@@ -28,6 +28,8 @@ label_dim x 4 bytes, 256 bytes per pair at d = 64, i.e. 1/64 of the data for 64x
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,9 +78,10 @@ class StepBatches(Dataset):
         return item
 
 
-def step_loader(dataset: StepBatches, first: int, last: int, *, workers: int = 0, pin_memory: bool = False) -> DataLoader:
+def step_loader(dataset: StepBatches, first: int, last: int, *, workers: int = 0,
+                pin_memory: bool = False) -> DataLoader:
     """Items first .. last-1 in order; `workers` processes prefetch the next ones (0: read in this process)."""
-    extra = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if workers else {}
+    extra: dict[str, Any] = {"persistent_workers": True, "prefetch_factor": PREFETCH_FACTOR} if workers else {}
     return DataLoader(
         dataset, batch_size=None, sampler=range(first, last), num_workers=workers, pin_memory=pin_memory, **extra
     )

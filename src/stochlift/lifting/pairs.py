@@ -201,7 +201,8 @@ class PairSet:
         return scale if scale > 0 else 1.0
 
     def _sampled(self, quantity, n_samples: int, seed: int) -> torch.Tensor:
-        picks = np.sort(np.random.default_rng(seed).choice(self.n_pairs, size=min(n_samples, self.n_pairs), replace=False))
+        picks = np.sort(np.random.default_rng(seed).choice(self.n_pairs, size=min(n_samples, self.n_pairs),
+                                                           replace=False))
         values = []
         for start in range(0, len(picks), 256):  # a few windows at a time: memory n_samples x one frame
             values.append(quantity(*self.batch(picks[start : start + 256])))

@@ -32,7 +32,7 @@ from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_dir, atomic_path, write_json
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, TrainingState, load_weights, read_checkpoint, save_checkpoint
-from stochlift.lifting.generator import Generator, build_model
+from stochlift.lifting.generator import Generator, as_module, build_model
 from stochlift.lifting.training import EMA
 
 PREFIX = "pretrained:"
@@ -134,7 +134,7 @@ def load_pretrained(name: str) -> Pretrained:
     tensors, record = _read(pretrained_path(name))
     config = RunConfig.from_dict(record["config"])
     model = build_model(config.model)
-    load_weights(model, tensors, prefix=WEIGHTS)
+    load_weights(as_module(model), tensors, prefix=WEIGHTS)
     model.eval()
     initial = tensors[INITIAL].numpy()
     meta = meta_from_record(record["data"]["meta"])
@@ -156,7 +156,7 @@ def unpack_pretrained(name: str, run_dir: str | os.PathLike, data: str | os.Path
     state = TrainingState(step=config.train.steps, history=training.get("history", []), config=config.to_dict())
     with atomic_dir(run_dir) as tmp:
         save_config(config, tmp / "config.yaml")
-        save_checkpoint(tmp / CHECKPOINT_NAME, pretrained.model, None, state)
+        save_checkpoint(tmp / CHECKPOINT_NAME, as_module(pretrained.model), None, state)
         write_json(tmp / "train_log.json", {"history": state.history, "step": state.step, "steps": state.step,
                                             "pretrained": name})
     return run_dir

@@ -17,7 +17,7 @@ from stochlift.data.well import NORMALIZATION_FILE, is_well_path
 from stochlift.errors import StochliftError
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME, checkpoint_data, load_weights, read_checkpoint
 from stochlift.lifting.fingerprint import check_same_kind, data_identity
-from stochlift.lifting.generator import Generator, build_model
+from stochlift.lifting.generator import Generator, as_module, build_model
 from stochlift.lifting.pretrained import PretrainedStart, is_pretrained, load_pretrained
 from stochlift.lifting.training import EMA
 
@@ -39,14 +39,15 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Generator, RunConfig, Trajecto
         return pretrained.model, pretrained.config, pretrained.start()
     run_dir = Path(run_dir)
     if not (run_dir / CHECKPOINT_NAME).is_file():
-        raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); train one with `stochlift train`")
+        raise StochliftError(f"{run_dir} is not a training run (no {CHECKPOINT_NAME}); "
+                             "train one with `stochlift train`")
     tensors, state, _ = read_checkpoint(run_dir / CHECKPOINT_NAME)
     config = RunConfig.from_dict(state.config)
     path = config.data.path
     data = TrajectoryFile(path) if path and Path(path).is_file() and not is_well_path(path) else None
     model = build_model(config.model)
     has_ema = any(k.startswith(EMA.PREFIX) for k in tensors)
-    load_weights(model, tensors, prefix=EMA.PREFIX if has_ema else "model.")
+    load_weights(as_module(model), tensors, prefix=EMA.PREFIX if has_ema else "model.")
     model.eval()
     return model, config, data
 

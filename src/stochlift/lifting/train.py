@@ -35,7 +35,7 @@ from stochlift.lifting.checkpoint import (
     save_checkpoint,
 )
 from stochlift.lifting.fingerprint import array_fingerprint, data_identity, file_blocks, scan, well_blocks
-from stochlift.lifting.generator import Generator, TrainingNoise, build_model
+from stochlift.lifting.generator import Generator, TrainingNoise, as_module, build_model
 from stochlift.lifting.loader import StepBatches, step_loader
 from stochlift.lifting.pairs import FileSource, FrameSource, PairSet
 from stochlift.lifting.perturbations import InputNoise, Perturbation, Pushforward
@@ -234,8 +234,8 @@ def _train(run: _Run, log: RunLog, stop_after: int | None) -> TrainResult:
         loss = ctx.mean(total / t.grad_accum if t.grad_accum > 1 else total)  # the global batch's mean loss
         if not torch.isfinite(loss):
             raise StochliftError(f"the loss became {loss.item()} at step {step}; lower train.lr or check the data")
-        run.amp.step(run.optimizer, model, t.grad_clip)
-        run.ema.update(model)
+        run.amp.step(run.optimizer, as_module(model), t.grad_clip)
+        run.ema.update(as_module(model))
         running += loss.item()
         state.step, entry = step + 1, {}
         log.step()
@@ -252,11 +252,12 @@ def _train(run: _Run, log: RunLog, stop_after: int | None) -> TrainResult:
         if state.step % t.checkpoint_every == 0 or state.step == last:
             state.running_loss = running
             if ctx.is_main:
-                save_checkpoint(run.checkpoint_path, model, run.optimizer, state, run.ema.weights, run.amp.state())
+                save_checkpoint(run.checkpoint_path, as_module(model), run.optimizer, state, run.ema.weights,
+                                run.amp.state())
             ctx.barrier()
     if ctx.is_main:
         write_json(run.run_dir / "train_log.json", {"history": state.history, "step": state.step, "steps": t.steps})
-    run.ema.copy_to(model)
+    run.ema.copy_to(as_module(model))
     model.eval()
     return TrainResult(model=model, config=config, history=state.history, run_dir=run.run_dir)
 
@@ -332,10 +333,10 @@ def _setup(config: RunConfig, run_dir: Path, ctx: distributed.DistContext, sourc
     if resumed is not None:
         tensors, state, groups = resumed
         state.config, state.data = config.to_dict(), data.identity  # the data's path may have moved
-        load_weights(model, tensors)
+        load_weights(as_module(model), tensors)
     model.to(ctx.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    ema = EMA(model, t.ema_decay)
+    ema = EMA(as_module(model), t.ema_decay)
     if resumed is not None:
         load_optimizer(optimizer, tensors, groups)
         ema.load(tensors, ctx.device)

@@ -19,7 +19,7 @@ from torch import nn
 
 from stochlift.config import RunConfig
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.lifting.generator import Generator
+from stochlift.lifting.generator import Generator, as_module
 from stochlift.lifting.pairs import FileSource, FrameSource
 from stochlift.lifting.training import EMA
 from stochlift.metrics.distribution import distribution_scores
@@ -58,7 +58,7 @@ class Validation:
         sampled = model
         if ema is not None and ema.weights is not None:
             sampled = copy.deepcopy(model)
-            ema.copy_to(sampled)
+            ema.copy_to(as_module(sampled))
         generated = rollout(sampled, self.truth[:, :1], frames=self.truth.shape[1], seed=self.seed,
                             batch_size=len(self.truth), constraint=self.constraint)
         model.train()

@@ -196,7 +196,8 @@ class _FloorScorer:
             raise StochliftError("trajectories must be [n, T, *state] with a state of at least one axis "
                                  "([C] for C variables; a single series is [n, T, 1])")
         if not 1 <= initial_frames < frames:
-            raise StochliftError(f"initial_frames must be between 1 and {frames - 1} (frames - 1), got {initial_frames}")
+            raise StochliftError(f"initial_frames must be between 1 and {frames - 1} (frames - 1), "
+                                 f"got {initial_frames}")
         self.n_generated, self.n_truth, self.frame_shape = n_generated, n_truth, tuple(frame_shape)
         self.frames, self.initial_frames, self.seed = frames, initial_frames, seed
         self.splits = truth_splits(n_generated, n_truth, n_splits, seed)

@@ -23,21 +23,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
+from stochlift.data.trajectories import TrajectoryFile
 from stochlift.errors import StochliftError
-
 from stochlift.metrics.distribution import (
     _RANK_TIES_KEY,
     EnsembleScores,
     _check_initial,
-    _open,
     _open_pair,
     _rank_columns,
     _spread_skill,

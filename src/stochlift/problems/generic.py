@@ -65,7 +65,8 @@ class GenericMetrics:
 
     def __init__(self, scores: FieldScores | None, mass_reference: np.ndarray, mass_generated: np.ndarray,
                  notes: list[str]) -> None:
-        self.scores, self.mass_reference, self.mass_generated, self.notes = scores, mass_reference, mass_generated, notes
+        self.scores, self.mass_reference = scores, mass_reference
+        self.mass_generated, self.notes = mass_generated, notes
 
     def to_dict(self) -> dict[str, Any]:
         sizes = {"n_reference": len(self.mass_reference), "n_generated": len(self.mass_generated)}

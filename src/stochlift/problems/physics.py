@@ -19,7 +19,8 @@ def physics_views(metrics: Metrics, crossing: str, mass: str) -> list[QuantityVi
     """The crossing-time distributions and the mass over time of a PhysicsMetrics (Wave, Flow, generic)."""
     assert isinstance(metrics, PhysicsMetrics)
     return [
-        QuantityView("crossing_times", "times", "crossing-time distributions", "crossing time (normalised; 1 = never crossed)",
+        QuantityView("crossing_times", "times", "crossing-time distributions",
+                     "crossing time (normalised; 1 = never crossed)",
                      metrics.tau_reference, metrics.tau_generated,
                      f"Distribution of the crossing time ({crossing}), true vs generated."),
         QuantityView("mass", "series", "mass over time", mass, metrics.mass_reference, metrics.mass_generated,

@@ -206,10 +206,11 @@ def _names(text: str | None) -> list[str] | None:
 @click.option("--valid", "valid_file", type=click.Path(), help="A file to import as the valid split.")
 @click.option("--test", "test_file", type=click.Path(), help="A file to import as the test split.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split shuffle.")
-@click.option("--fields", metavar="A,B,...", help="Field names, one per field (C or D axis).  [default: u, or u0,u1,...; "
-                                                 "The Well: its own]")
+@click.option("--fields", metavar="A,B,...",
+              help="Field names, one per field (C or D axis).  [default: u, or u0,u1,...; The Well: its own]")
 @click.option("--periodic", metavar="AXES", help="Periodic spatial axes: x, y (or the layout's X/Y/H/W), or all.")
-@click.option("--wall", metavar="AXES", help="Wall spatial axes.  [default: every axis not --periodic; The Well: its own]")
+@click.option("--wall", metavar="AXES",
+              help="Wall spatial axes.  [default: every axis not --periodic; The Well: its own]")
 @click.option("--time", metavar="SPEC", help="Frame times: a .npy of T values, START:STOP (evenly spaced, both ends "
                                              "included) or dt=STEP.  [default: 0, 1, 2, ...; The Well: its own]")
 @click.option("--name", help="Data set name.  [default: SRC's name]")

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from stochlift.apps import plots
-from stochlift.apps.demo.stages import DemoResult, StageClock
+from stochlift.apps.demo.stages import DemoResult, DemoStages, StageClock
 from stochlift.apps.report import build_report
 from stochlift.apps.selection import train_best_of
 from stochlift.config import apply_overrides, load_config
 from stochlift.data.trajectories import TrajectoryFile
-from stochlift.apps.demo.stages import DemoStages
 from stochlift.errors import StochliftError
 from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
@@ -114,7 +113,8 @@ def run_demo(
     build_report(files["run"], files["report"], reference=files["data"], generated=files["samples"],
                  metrics=files["metrics"], seed=seed, progress=progress)
     clock.lap("report")
-    return DemoResult(out=out, metrics=report, files={k: v for k, v in files.items() if k != "run"}, seconds=clock.seconds)
+    return DemoResult(out=out, metrics=report, files={k: v for k, v in files.items() if k != "run"},
+                      seconds=clock.seconds)
 
 
 def pretrained_demo_run(name: str, run: Path, data: Path) -> Path:

@@ -41,7 +41,8 @@ class DemoResult:
 
     def summary(self) -> str:
         keys = ("wct", "wct_relative", "mass_w2", "mass_w2_relative", "final_std_ratio")
-        lines = [f"demo finished in {sum(self.seconds.values()):.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in self.seconds.items())})"]
+        each = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items())
+        lines = [f"demo finished in {sum(self.seconds.values()):.0f} s ({each})"]
         lines += [f"  {k:18s} {self.metrics[k]:.4f}" for k in keys if self.metrics.get(k) is not None]
         lines += [f"  {name:18s} {path}" for name, path in self.files.items()]
         return "\n".join(lines)

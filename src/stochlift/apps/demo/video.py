@@ -13,6 +13,7 @@ skips it). Stages are resumable exactly as in the physics demo.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -200,10 +201,8 @@ def draw_video_pictures(files: dict[str, Path], problem: str) -> None:
     true = data.read("test", slice(0, k))
     generated = samples.read("generated", slice(0, k))
     plots_video.save_video_grid(files["animation"], true, generated, fps=6, scale=3)
-    try:
+    with contextlib.suppress(StochliftError):  # no imageio-ffmpeg: the GIF has to do
         plots_video.save_video_grid(files["animation_mp4"], true, generated, fps=6, scale=3)
-    except StochliftError:  # no imageio-ffmpeg: the GIF has to do
-        pass
     frames = min(true.shape[1], generated.shape[1])
     plots.save_snapshot_grid(files["snapshots"], true[:4, :frames], generated[:4, :frames], value_range=(0.0, 1.0),
                              cmap="gray")

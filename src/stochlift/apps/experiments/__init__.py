@@ -20,10 +20,11 @@ from typing import Any
 
 import yaml
 
+from stochlift.apps.experiments.workspace import Workspace
 from stochlift.config import EXPERIMENT_DIR
 from stochlift.errors import StochliftError
-from stochlift.apps.experiments.workspace import Workspace
 from stochlift.io import atomic_path, write_json
+
 
 @dataclass
 class ExperimentResult:
@@ -114,7 +115,7 @@ def write_results(folder: Path, name: str, scale: str, settings: dict[str, Any],
 
     provenance = {
         "experiment": name, "scale": scale, "command": command, "machine": machine(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seconds_this_invocation": seconds, "seconds_by_stage_this_invocation": stages,
     }
     write_json(folder / "results.json", {**provenance, "settings": settings, "numbers": result.numbers,

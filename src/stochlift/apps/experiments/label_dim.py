@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from stochlift.baselines.interpolant import ExplicitInterpolant
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
+from stochlift.apps.plots.experiments import save_xy_panels
+from stochlift.baselines.interpolant import ExplicitInterpolant
+from stochlift.data.trajectories import TrajectoryFile
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.pairs import FileSource, PairSet
 from stochlift.lifting.runs import load_run
 from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.wasserstein import wasserstein_1d
-from stochlift.apps.plots.experiments import save_xy_panels
 
 
 @torch.no_grad()
@@ -123,11 +123,13 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
     ], xlabel="label dimension d", xticklabels=[str(d) for d in dims])
     lines = [f"Each d trained with {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); numbers are the mean over "
              "seeds, wct also per seed (names: docs/glossary.md). Losses: L2 in units of the residual scale. "
-             "\"logged\": the training log's last entries (with input noise if any); \"training set\": the trained model on all its training pairs with "
+             "\"logged\": the training log's last entries (with input noise if any); \"training set\": the trained "
+             "model on all its training pairs with "
              "their labels; \"first step\": on the pairs x_0 -> x_1 alone, where all inputs are equal and only the "
              "label separates the targets. Field scores: each the mean over time of its ratio to the same score "
              "between two halves of the truth (1 = as close as a second sample of the truth).", "",
-             "| d | logged final loss | training-set loss | first-step loss | wct | wct per seed | wct_relative | mass_w2 | "
+             "| d | logged final loss | training-set loss | first-step loss | wct | wct per seed | wct_relative | "
+             "mass_w2 | "
              "final spread / truth | " + " | ".join(f"{title} / floor" for _, title in FIELD_HEADLINES) + " |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {m['label_dim']} | {m['final_training_loss']:.4g} | {m['training_set_loss']:.4g} | "

@@ -10,6 +10,7 @@ as the data are stored, and in the normalised setting of Proposition 2 (unit-nor
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.workspace import Workspace
-from stochlift.lifting.labels import training_labels
 from stochlift.apps.plots.experiments import save_xy_panels
+from stochlift.data.trajectories import TrajectoryFile
+from stochlift.lifting.labels import training_labels
 
 
 def minimal_lipschitz(trajectories: np.ndarray, labels: np.ndarray | None) -> tuple[float, int]:
@@ -67,13 +68,15 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
             ("L(D_xi), unit-norm frames and labels", [r["L_normalised"] for r in finite], True),
         ], xlabel="label dimension d")
         figures.append(f"lipschitz_{problem}.png")
-        falls = all(a["L"] >= b["L"] for a, b in zip(finite, finite[1:]))
+        falls = all(a["L"] >= b["L"] for a, b in itertools.pairwise(finite))
         first = "infinite" if not np.isfinite(rows[0]["L"]) else f"{rows[0]['L']:.3g}"
         findings.append(f"{problem}: L(D_xi) is {first} "
-                        f"at d = {rows[0]['label_dim']} and falls from {finite[0]['L']:.3g} (d = {finite[0]['label_dim']}) to "
-                        f"{finite[-1]['L']:.3g} (d = {finite[-1]['label_dim']}); monotone in d: {'yes' if falls else 'no'}.")
+                        f"at d = {rows[0]['label_dim']} and falls from {finite[0]['L']:.3g} "
+                        f"(d = {finite[0]['label_dim']}) to {finite[-1]['L']:.3g} (d = {finite[-1]['label_dim']}); "
+                        f"monotone in d: {'yes' if falls else 'no'}.")
     lines = [f"Means over {len(seeds)} label draws (d > 0).", "",
              "| problem | d | L(D_xi) | spread over draws | L, normalised |", "|---|---|---|---|---|"]
     for problem, rows in numbers.items():
-        lines += [f"| {problem} | {r['label_dim']} | {r['L']:.4g} | {r['L_spread']:.2g} | {r['L_normalised']:.4g} |" for r in rows]
+        lines += [f"| {problem} | {r['label_dim']} | {r['L']:.4g} | {r['L_spread']:.2g} | {r['L_normalised']:.4g} |"
+                  for r in rows]
     return ExperimentResult(table="\n".join(lines), numbers=numbers, figures=figures, findings=findings)

@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.table1 import models
 from stochlift.apps.experiments.workspace import PlannedRun, Workspace, model_config
 from stochlift.apps.plots.experiments import save_field_grid, save_ratio_histogram
+from stochlift.data.trajectories import TrajectoryFile
 
 
-def nearest(queries: torch.Tensor, pool: torch.Tensor, exclude_self: bool = False, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def nearest(queries: torch.Tensor, pool: torch.Tensor, exclude_self: bool = False,
+            chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """(index, distance) of each query's nearest row of `pool` (rows flattened), in chunks of queries."""
     index, distance = [], []
     for start in range(0, len(queries), chunk):

@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from stochlift.config import RunConfig
-from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.apps.experiments import ExperimentResult
 from stochlift.apps.experiments.table1 import models
 from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
+from stochlift.apps.plots.experiments import save_field_grid
+from stochlift.config import RunConfig
+from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.metrics.field_scores import field_scores
 from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.spectrum import spectrum_error
 from stochlift.metrics.wasserstein import wasserstein_1d
-from stochlift.apps.plots.experiments import save_field_grid
 from stochlift.problems import PROBLEMS, get_problem
 
 # how many times the rollout's error (last-frame mass W2, or share of frames failing a physical check of the
@@ -103,19 +103,22 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         k = settings.get("shown", 6)
         save_field_grid(folder / f"no_conditioning_{problem}.png", problem,
                         [("truth", truth[:k, 0]), ("rollout (T-1 steps)", rolled[:k, 0]),
-                         ("direct x_0 -> x_T-1", jumped[:k, 0])], [f"sample {i}" for i in range(k)], reference=truth[:, 0])
+                         ("direct x_0 -> x_T-1", jumped[:k, 0])], [f"sample {i}" for i in range(k)],
+                        reference=truth[:, 0])
         figures.append(f"no_conditioning_{problem}.png")
         r, d = scores["rollout"], scores["direct"]
         mass_ratio = d["mass_w2_relative"] / max(r["mass_w2_relative"], 1e-12)
         findings.append(f"{problem}: last-frame mass W2 / truth std is {d['mass_w2_relative']:.2f} for the direct jump "
                         f"against {r['mass_w2_relative']:.2f} for the rollout ({mass_ratio:.1f}x); "
-                        f"std-field error {d['std_field_error_relative']:.2f} against {r['std_field_error_relative']:.2f}; "
+                        f"std-field error {d['std_field_error_relative']:.2f} against "
+                        f"{r['std_field_error_relative']:.2f}; "
                         f"power spectrum off by {d['spectrum_error_decades']:.2f} decades on average against "
-                        f"{r['spectrum_error_decades']:.2f}; sharpness (mean |gradient|) {d['gradient_ratio']:.2f} of the "
-                        f"truth's against {r['gradient_ratio']:.2f}.")
+                        f"{r['spectrum_error_decades']:.2f}; sharpness (mean |gradient|) {d['gradient_ratio']:.2f} "
+                        f"of the truth's against {r['gradient_ratio']:.2f}.")
         findings.append(f"{problem}: last-frame field scores over their truth-vs-truth floor, direct jump against "
                         "rollout: " + "; ".join(f"{title} {_ratio(d.get(f'{key}_ratio'))} against "
-                                                f"{_ratio(r.get(f'{key}_ratio'))}" for key, title in FIELD_HEADLINES) + ".")
+                                                f"{_ratio(r.get(f'{key}_ratio'))}" for key, title in FIELD_HEADLINES)
+                        + ".")
         checks = get_problem(problem).frame_check_descriptions
         for key, what in checks.items():
             findings.append(f"{problem}: {what} in {d[key]:.0%} of the direct jump's last frames, {r[key]:.0%} of the "
@@ -136,7 +139,8 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
             lines.append(f"| {problem} | {name} | {s['mass_w2']:.3g} | {s['mass_w2_relative']:.2f} | "
                          f"{s['mean_field_error_relative']:.2f} | {s['std_field_error_relative']:.2f} | "
                          f"{s['spread_ratio']:.2f} | {s['spectrum_error_decades']:.2f} | {s['gradient_ratio']:.2f} | "
-                         f"{islands} | " + " | ".join(_ratio(s.get(f"{key}_ratio")) for key, _ in FIELD_HEADLINES) + " |")
+                         f"{islands} | " + " | ".join(_ratio(s.get(f"{key}_ratio")) for key, _ in FIELD_HEADLINES)
+                         + " |")
     return ExperimentResult(table="\n".join(lines), numbers=numbers, figures=figures, findings=findings)
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.apps.experiments import ExperimentResult, load_settings
 from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Workspace, field_ratios, model_config
 from stochlift.apps.plots.experiments import (
@@ -22,6 +21,7 @@ from stochlift.apps.plots.experiments import (
     save_rollout_rows,
     save_table1_plot,
 )
+from stochlift.data.trajectories import TrajectoryFile
 
 # the paper's Table 1 (512 samples, its own data sizes and normalisation): its WCT and WIM (our wct, mass_w2)
 PAPER_TABLE1 = {
@@ -158,7 +158,8 @@ def _findings(results: dict[str, list[dict[str, Any]]]) -> list[str]:
         findings.append(
             f"{problem}: SL (S = 1) wct {sl['wct']:.3g} vs {last['model']} {last['wct']:.3g}; mass_w2 "
             f"{sl['mass_w2']:.3g} vs {last['mass_w2']:.3g}. This run {verdict} the paper's claim SL <= ARDM "
-            f"(S = {last['network_calls_per_frame']}) ({answers}). {last['model']} takes {last['time_over_sl']:.1f}x SL's time per frame.")
+            f"(S = {last['network_calls_per_frame']}) ({answers}). {last['model']} takes "
+            f"{last['time_over_sl']:.1f}x SL's time per frame.")
         for key, name in (*SCORES, *_extra_scores(sl)):
             caught = [r for r in ardm if _known(sl, r, key) and r[key] <= sl[key]]
             if not caught:
@@ -190,7 +191,8 @@ def _extra_scores(row: dict[str, Any]) -> list[tuple[str, str]]:
 def run_table1(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResult:
     results = evaluate_models(ws, settings)
     save_table1_plot(folder / "table1.png", results)
-    numbers = {p: [{k: v for k, v in r.items() if not k.startswith("tau_")} for r in rows] for p, rows in results.items()}
+    numbers = {p: [{k: v for k, v in r.items() if not k.startswith("tau_")} for r in rows]
+               for p, rows in results.items()}
     return ExperimentResult(table=_markdown(results, settings["trajectories"]), numbers=numbers,
                             figures=["table1.png"], findings=_findings(results))
 

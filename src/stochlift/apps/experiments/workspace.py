@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,20 +21,17 @@ from typing import Any, NamedTuple
 
 import torch
 
+from stochlift.apps.selection import train_side_by_side
 from stochlift.config import RunConfig, apply_overrides, load_config
-from stochlift.errors import StochliftError
+from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.io import exclusive, write_json
 from stochlift.lifting.fast import FastRollout
 from stochlift.lifting.rollout import sample_to_file
-from stochlift.apps.selection import train_side_by_side
-from stochlift.lifting.train import train_or_resume
 from stochlift.lifting.runs import load_run, run_finished
-from stochlift.evaluation.evaluate import evaluate_files
-from stochlift.problems import get_problem
+from stochlift.lifting.train import train_or_resume
 from stochlift.metrics.field_scores import field_scores_files
 from stochlift.metrics.physics import PhysicsMetrics
-
-
+from stochlift.problems import get_problem
 
 # the field-level scores every experiment reports beside its own, each as value / truth-vs-truth floor (1 = as
 # close to the truth as a second sample of it): (name in stochlift.metrics.field_scores, column heading)

@@ -26,8 +26,8 @@ from stochlift.optional import require
 
 __all__ = [
     "save_crossing_time_plot",
-    "save_quantity_plot",
     "save_mass_plot",
+    "save_quantity_plot",
     "save_rollout_animation",
     "save_snapshot_grid",
 ]
@@ -101,7 +101,7 @@ def _shown(ref: np.ndarray, gen: np.ndarray, vmax: float | None, value_range: tu
     if ref.ndim == 4:
         return ref, gen, _color_limits(ref, vmax, value_range), False
     low, high = _color_limits(ref, None, value_range or (0.0, 1.0))
-    return tuple(np.clip((a - low) / (high - low), 0.0, 1.0) for a in (ref, gen)) + ((0.0, 1.0), True)
+    return (*(np.clip((a - low) / (high - low), 0.0, 1.0) for a in (ref, gen)), (0.0, 1.0), True)
 
 
 def _symmetric_vmax(reference: np.ndarray, vmax: float | None) -> float:
@@ -113,7 +113,8 @@ def _symmetric_vmax(reference: np.ndarray, vmax: float | None) -> float:
     return float(vmax)
 
 
-def _color_limits(reference: np.ndarray, vmax: float | None, value_range: tuple[float, float] | None) -> tuple[float, float]:
+def _color_limits(reference: np.ndarray, vmax: float | None,
+                  value_range: tuple[float, float] | None) -> tuple[float, float]:
     """(low, high) of the colour scale: a fixed range (e.g. (0, 1) for saturations) or symmetric about 0."""
     if value_range is None:
         limit = _symmetric_vmax(reference, vmax)

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import ArrayLike
 
+from stochlift.apps.plots import ROW_LABELS, _animation_writer, _new_figure, _save_png
 from stochlift.errors import StochliftError
 from stochlift.io import atomic_path
-from stochlift.apps.plots import ROW_LABELS, _animation_writer, _new_figure, _save_png
 
 GAP = 2  # pixels between videos (before upscaling)
 BORDER = 0.25  # grey level of the borders, and of true frames past the end of the true videos

@@ -289,7 +289,8 @@ def build_report(
     """
     run_dir, out_html = Path(run_dir), Path(out_html)
     _check_run_dir(run_dir)
-    refuse_overwriting_inputs([out_html], [*run_files(run_dir), run_dir / "metrics.json", reference, generated, metrics])
+    refuse_overwriting_inputs([out_html],
+                              [*run_files(run_dir), run_dir / "metrics.json", reference, generated, metrics])
     if forecast_trajectories < 0:
         raise StochliftError(f"forecast_trajectories must be >= 0, got {forecast_trajectories}")
     if forecast_trajectories and forecast_samples < 2:
