@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +102,7 @@ class OutputTransform:
     a Well run's frames go back to physical units, and frames stored as uint8 are clipped to [0, 1]."""
 
     dtype: str = "float32"
-    well: WellStart | None = None
+    well: WellStart | None = field(default=None, repr=False)  # de-normalises when set
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if not np.isfinite(batch).all():
@@ -215,11 +215,11 @@ class SamplingPipeline:
 
     run: str  # as recorded in the output: "pretrained:NAME", or the run directory's absolute path
     run_dir: str | os.PathLike
-    model: Generator
-    config: RunConfig
-    start: SamplingStart
+    model: Generator = field(repr=False)
+    config: RunConfig = field(repr=False)
+    start: SamplingStart = field(repr=False)
     constraint: str
-    projection: nn.Module | None
+    projection: nn.Module | None = field(repr=False)
     options: FastOptions
     transform: OutputTransform
 
