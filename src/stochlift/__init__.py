@@ -7,6 +7,7 @@ The public API, importable from here (each name is imported on first use, so `im
     config = stochlift.apply_overrides(stochlift.load_config("wave-quick"), ["data.path=wave.h5"])
     result = stochlift.train(config, "runs/wave")
     stochlift.sample_to_file("runs/wave", "samples.h5", trajectories=256)
+    pipe = stochlift.SamplingPipeline.from_run("runs/wave")  # built once: pipe(8) in memory, pipe.to_file(...)
     wave = stochlift.load_pretrained("wave-quick")          # shipped: no training
     stochlift.rollout(wave.model, wave.initial_frames(8), 64)
     report, metrics = stochlift.evaluate_files("wave.h5", "samples.h5", "metrics.json")
@@ -55,7 +56,7 @@ _EXPORTS = {
     "load_pretrained": "stochlift.lifting.pretrained", "pretrained_names": "stochlift.lifting.pretrained",
     "rollout": "stochlift.lifting.rollout", "rollout_batches": "stochlift.lifting.rollout",
     "rollout_chunks": "stochlift.lifting.rollout", "sample_to_file": "stochlift.lifting.rollout",
-    "FastOptions": "stochlift.lifting.fast",
+    "FastOptions": "stochlift.lifting.fast", "SamplingPipeline": "stochlift.lifting.sampling",
     # evaluation
     "evaluate_files": "stochlift.evaluation.evaluate", "forecast_scores": "stochlift.evaluation.forecast",
     # applications
@@ -78,6 +79,7 @@ __all__ = [
     "LiftedModel",
     "Problem",
     "RunConfig",
+    "SamplingPipeline",
     "StochliftError",
     "TrainResult",
     "TrajectoryFile",
@@ -158,6 +160,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from stochlift.lifting.preview import show_config
     from stochlift.lifting.rollout import rollout, rollout_batches, rollout_chunks, sample_to_file
     from stochlift.lifting.runs import load_run, run_finished
+    from stochlift.lifting.sampling import SamplingPipeline
     from stochlift.lifting.train import TrainResult, train, train_or_resume
     from stochlift.models import BACKBONES, BackboneSpec
     from stochlift.problems import PROBLEMS, Problem, get_problem

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,18 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from stochlift.data.readers import open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
-from stochlift.io import refuse_overwriting_inputs, require_disk, require_memory
-from stochlift.lifting import distributed
+from stochlift.io import refuse_overwriting_inputs
 from stochlift.lifting.fast import FastOptions, FastRollout
 from stochlift.lifting.generator import Generator
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.pairs import initial_window
-from stochlift.lifting.pretrained import is_pretrained
-from stochlift.lifting.runs import check_run_inputs, load_run, run_files
-from stochlift.problems import constraint_for
+from stochlift.lifting.runs import load_run, run_files  # noqa: F401  (load_run: imported from here)
 from stochlift.progress import tqdm
 
 
@@ -187,14 +182,6 @@ def initial_frames(file: TrajectoryFile, n: int, *, split: str | None = None, fr
     return taken[np.arange(n) % len(taken)]
 
 
-def _time_grid(time: np.ndarray, frames: int) -> np.ndarray:
-    """The data's time grid, extended at its own spacing when sampling runs longer than the data."""
-    if frames <= len(time):
-        return time[:frames]
-    dt = time[1] - time[0] if len(time) > 1 else 1.0
-    return time[0] + dt * np.arange(frames)
-
-
 def sample_to_file(
     run_dir: str | os.PathLike,
     out: str | os.PathLike,
@@ -212,7 +199,9 @@ def sample_to_file(
     dtype: str | None = None,
     constraint: str | None = None,
 ) -> Path:
-    """Roll a trained run out from initial frames and write the trajectories (split 'generated').
+    """Roll a trained run out from initial frames and write the trajectories (split 'generated'): in one call,
+    `SamplingPipeline.from_run(run_dir, ...).to_file(out, ...)` (stochlift.lifting.sampling), which builds once
+    for many calls and also samples into memory.
 
     Initial frames come from `initial` (a trajectory file; default: the run's own data file, test split; for a
     shipped model, run_dir "pretrained:NAME", the first frames of its test split that ship with it).
@@ -230,92 +219,14 @@ def sample_to_file(
     for the same seed and batch size, up to the devices' arithmetic (on CPUs with the same thread count, bit
     for bit), and appears only when every rank has finished. Several nodes need `out`'s folder shared.
     """
-    from stochlift.lifting.well_sampling import well_start
+    from stochlift.lifting.sampling import SamplingPipeline, check_request  # it builds on this module
 
-    if trajectories <= 0:
-        raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
-    if seed < 0:
-        raise StochliftError(f"--seed must be >= 0, got {seed}")
+    check_request(trajectories, seed)
     refuse_overwriting_inputs([out], [*run_files(run_dir), initial])
-    well = well_start(run_dir, trajectories, initial=initial, split=initial_split, count=initial_count)
-    model, config, data = load_run(run_dir) if well is None else (well.model, well.config, None)
-    refuse_overwriting_inputs([out], [config.data.path])
-    source = well or (open_trajectories(initial) if initial is not None else data)
-    if source is None:
-        raise StochliftError(f"the run's data file {config.data.path} is gone: pass --initial FILE")
-    if list(source.meta.frame_shape) != list(config.model.frame_shape):
-        raise StochliftError(
-            f"initial frames of shape {list(source.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"
-        )
-    if well is None:
-        check_run_inputs(run_dir, source, "--initial" if initial is not None else "the run's data")
-    frames = frames or source.meta.frames
-    rows = min(batch_size if isinstance(batch_size, int) else trajectories, trajectories)  # "auto": at most all
-    piece = chunk_frames or stream_chunk(rows, source.meta.frame_shape, frames)
-    _check_sampling_size(out, trajectories, frames, initial_count, rows, piece, model.window, source.meta)
-    if well is None and initial_split is None and "test" not in source.splits:
-        split = source.default_split()
-        where = getattr(source, "path", "the data")
-        warnings.warn(f"{where} has no test split: rollouts start from its {split!r} split"
-                      + (", the data the model trained on" if split == "train" else ""), stacklevel=2)
-    constraint = constraint or config.model.constraint
-    projection = constraint_for(constraint, source.meta)
-    start = initial_frames(source, trajectories, split=initial_split, frames=initial_count) if well is None else well.frames
-    meta = TrajectoryMeta(
-        dataset_name=f"{source.meta.dataset_name}-generated",
-        problem=source.meta.problem,
-        field_names=source.meta.field_names,
-        time=_time_grid(source.meta.time, frames),
-        x=source.meta.x,
-        y=source.meta.y,
-        periodic=source.meta.periodic,
-        boundaries=source.meta.boundaries,
-        field_scales=source.meta.field_scales,
-        parameters={
-            **source.meta.parameters,
-            "sampled_from_run": str(run_dir) if is_pretrained(run_dir) else str(Path(run_dir).resolve()),
-            "sampling_seed": seed,
-            "sampling_batch_size": batch_size,
-            "initial_frames": initial_count,
-            "sampling_constraint": constraint,
-        },
-        dtype=dtype or source.meta.dtype,
-    )
-    options = options or FastOptions()
-    ctx = distributed.setup(options.device or "cpu")  # alone unless launched by torchrun
-
-    def write(path: str | os.PathLike, speed: dict, batches: range | None, first_row: int, count: int) -> None:
-        with TrajectoryWriter(path, meta, {"generated": count}, time_chunk=piece) as writer:
-            chunk = chunk_frames or stream_chunk(rows, meta.frame_shape, frames, writer.time_chunk)
-            pieces = rollout_chunks(model, start, frames, chunk_frames=chunk, seed=seed, batch_size=batch_size,
-                                    progress=progress and ctx.is_main, constraint=projection, batches=batches,
-                                    **speed)
-            for row, first, batch in pieces:
-                if not np.isfinite(batch).all():
-                    raise StochliftError("the rollout diverged (NaN or Inf); the model is unstable over this horizon")
-                batch = batch if well is None else well.denormalize(batch)
-                if meta.dtype == "uint8":
-                    batch = np.clip(batch, 0.0, 1.0)
-                writer.write("generated", row - first_row,
-                             {name: batch[:, :, c] for c, name in enumerate(meta.field_names)}, frame_start=first)
-
-    if ctx.world_size == 1:
-        write(out, vars(options), None, 0, trajectories)
-        return Path(out)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool):
-        raise StochliftError("sampling with several processes needs a fixed batch size (it picks the label streams)")
-    speed = {**vars(options), "device": str(ctx.device)}  # under torchrun: this rank's GPU (or the CPU)
-    shards = [distributed.batch_shard(trajectories, batch_size, rank, ctx.world_size) for rank in range(ctx.world_size)]
-    bounds = [(min(b.start * batch_size, trajectories), min(b.stop * batch_size, trajectories)) for b in shards]
-    parts = [(part_path(out, rank, ctx.world_size), end - first) for rank, (first, end) in enumerate(bounds)]
-    mine, (first_row, _) = parts[ctx.rank], bounds[ctx.rank]
-    try:
-        distributed.agree(ctx, lambda: write(mine[0], speed, shards[ctx.rank], first_row, mine[1]) if mine[1] else None)
-        distributed.agree(ctx, lambda: merge_parts(out, meta, parts, rows, chunk_frames, piece)
-                          if ctx.is_main else None)
-    finally:
-        mine[0].unlink(missing_ok=True)
-    return Path(out)
+    pipeline = SamplingPipeline._load(run_dir, initial, initial_split, initial_count, constraint, options, dtype,
+                                      stacklevel=3)  # its warnings point at our caller
+    return pipeline.to_file(out, trajectories=trajectories, frames=frames, seed=seed, batch_size=batch_size,
+                            progress=progress, chunk_frames=chunk_frames)
 
 
 def part_path(out: str | os.PathLike, rank: int, world_size: int) -> Path:
@@ -367,14 +278,3 @@ def stream_chunk(batch: int, frame_shape: tuple[int, ...], frames: int, time_chu
         chunk -= chunk % time_chunk
     return int(min(chunk, frames))
 
-
-def _check_sampling_size(out: str | os.PathLike, trajectories: int, frames: int, given: int, rows: int, piece: int,
-                         window: int, meta: TrajectoryMeta) -> None:
-    """Refuse a sampling job that cannot fit, before allocating or writing anything: memory (the initial
-    frames, a batch's window buffers and streamed piece, the time grid and the per-row bookkeeping) and,
-    for uncompressed (float32) output, disk."""
-    frame = 4 * int(np.prod(meta.frame_shape))
-    memory = 2 * trajectories * given * frame + rows * (3 * piece + 4 * window) * frame + 8 * (frames + trajectories)
-    require_memory(memory, f"sampling {trajectories} trajectories of {frames} frames")
-    if meta.dtype == "float32":
-        require_disk(out, trajectories * frames * frame, f"writing {trajectories} trajectories of {frames} frames")

@@ -1,4 +1,4 @@
-"""Sampling from a run trained on The Well's files (stochlift.data.well), used by rollout.sample_to_file.
+"""Sampling from a run trained on The Well's files (stochlift.data.well), used by stochlift.lifting.sampling.
 
 The model saw normalised values, (value - mean) / std per channel. Sampling normalises the initial frames
 the same way, rolls out, and de-normalises the generated frames to physical units before writing them in
@@ -62,23 +62,45 @@ def _initial_source(config: RunConfig, initial: str | os.PathLike | None, split:
 
 @dataclass
 class WellStart:
-    """Everything sample_to_file needs from a Well-trained run."""
+    """Everything sampling needs from a Well-trained run (stochlift.lifting.sampling): the model, the output
+    metadata, the normalisation both ways, and where its initial frames are read (per call, for n rows)."""
 
     model: Any
     config: RunConfig
     meta: TrajectoryMeta  # of the output: physical units, channel names, the data's grid
-    frames: np.ndarray  # [n, k, C, H, W] initial frames, normalised as in training
     mean: np.ndarray
     std: np.ndarray
+    source: Any  # WellSource or TrajectoryFile: where initial frames are read
+    split: str | None
+    count: int
 
     def denormalize(self, batch: np.ndarray) -> np.ndarray:
         return (batch * self.std[:, None, None] + self.mean[:, None, None]).astype(np.float32)
 
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        """Physical frames [..., C, H, W] as the model saw them in training."""
+        return ((raw - self.mean[:, None, None]) / self.std[:, None, None]).astype(np.float32)
 
-def well_start(run_dir: str | os.PathLike, n: int, *, initial: str | os.PathLike | None = None,
-               split: str | None = None, count: int = 1) -> WellStart | None:
-    """The model, normalised initial frames and output metadata of a run trained on The Well's files;
-    None for any other run."""
+    def frames(self, n: int) -> np.ndarray:
+        """[n, count, C, H, W] initial frames, normalised as in training (rows cycled when the source has fewer)."""
+        source, count = self.source, self.count
+        if isinstance(source, WellSource):
+            rows = min(n, source.n_trajectories)
+            raw = np.stack([source.read_raw(i, 0, count) for i in range(rows)])
+        else:
+            part = self.split or source.default_split()
+            channels = self.meta.field_names
+            scales = np.array([source.meta.field_scales.get(c, 1.0) for c in channels], np.float32)[:, None, None]
+            raw = source.read(part, slice(0, min(n, source.splits[part])), slice(0, count)) * scales
+            source.close()
+        return self.normalize(raw)[np.arange(n) % len(raw)]
+
+
+def well_start(run_dir: str | os.PathLike, *, initial: str | os.PathLike | None = None, split: str | None = None,
+               count: int = 1) -> WellStart | None:
+    """The model, normalisation, initial frames' source and output metadata of a run trained on The Well's
+    files; None for any other run. The channels and the number of given frames are checked here, before any
+    frame is read."""
     if not (Path(run_dir) / NORMALIZATION_FILE).is_file() and not is_well_path(run_data_path(run_dir)):
         return None
     model, config, _ = load_run(run_dir)
@@ -93,18 +115,9 @@ def well_start(run_dir: str | os.PathLike, n: int, *, initial: str | os.PathLike
         raise StochliftError(f"initial frames have channels {channels}; the run was trained on {record['channels']}")
     if not 1 <= count <= total:
         raise StochliftError(f"initial frames must be between 1 and {total}, got {count}")
-    if isinstance(source, WellSource):
-        rows = min(n, source.n_trajectories)
-        raw = np.stack([source.read_raw(i, 0, count) for i in range(rows)])
-    else:
-        part = split or source.default_split()
-        scales = np.array([source.meta.field_scales.get(c, 1.0) for c in channels], np.float32)[:, None, None]
-        raw = source.read(part, slice(0, min(n, source.splits[part])), slice(0, count)) * scales
-        source.close()
-    frames = ((raw - mean[:, None, None]) / std[:, None, None]).astype(np.float32)[np.arange(n) % len(raw)]
     meta = TrajectoryMeta(
         dataset_name=meta.dataset_name, problem=meta.problem, field_names=tuple(channels), time=meta.time, x=meta.x,
         y=meta.y, periodic=meta.periodic, boundaries=meta.boundaries,
         parameters={**meta.parameters, "well_normalization": record, "well_denormalized": True},
     )
-    return WellStart(model, config, meta, frames, mean, std)
+    return WellStart(model, config, meta, mean, std, source, split, count)
