@@ -57,3 +57,11 @@ def test_a_wrong_initial_shape_is_a_one_line_error(run: Path, tmp_path: Path) ->
                                              r"\[1, 8, 8\]") as caught:
         SamplingPipeline.from_run(run, initial=other)
     assert "\n" not in str(caught.value)
+
+
+def test_a_batch_size_of_zero_is_one_line() -> None:
+    from stochlift.lifting.sampling import check_request
+
+    with pytest.raises(StochliftError, match=r"--batch-size must be > 0 \(or auto\), got 0"):
+        check_request(4, 0, 0)
+    check_request(4, 0, "auto")  # accepted

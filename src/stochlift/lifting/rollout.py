@@ -221,7 +221,7 @@ def sample_to_file(
     """
     from stochlift.lifting.sampling import SamplingPipeline, check_request  # it builds on this module
 
-    check_request(trajectories, seed)
+    check_request(trajectories, seed, batch_size)
     refuse_overwriting_inputs([out], [*run_files(run_dir), initial])
     pipeline = SamplingPipeline._load(run_dir, initial, initial_split, initial_count, constraint, options, dtype,
                                       stacklevel=3)  # its warnings point at our caller

@@ -41,8 +41,10 @@ Pieces = Iterator[tuple[int, int, np.ndarray]]  # (first row, first frame, frame
 __all__ = ["OutputTransform", "SamplingPipeline", "SamplingStart", "output_meta", "resolve_start", "write_generated"]
 
 
-def check_request(trajectories: int, seed: int) -> None:
-    """The asked-for size and seed, named as the CLI names them, before anything is loaded."""
+def check_request(trajectories: int, seed: int, batch_size: int | str = 1) -> None:
+    """The asked-for size, seed and batch, named as the CLI names them, before anything is loaded."""
+    if isinstance(batch_size, int) and batch_size <= 0:
+        raise StochliftError(f"--batch-size must be > 0 (or auto), got {batch_size}")
     if trajectories <= 0:
         raise StochliftError(f"--trajectories must be > 0, got {trajectories}")
     if seed < 0:
@@ -269,13 +271,13 @@ class SamplingPipeline:
         default 256); `frames` defaults to the start's."""
         if initial is None:
             trajectories = 256 if trajectories is None else trajectories
-            check_request(trajectories, seed)
+            check_request(trajectories, seed, batch_size)
             start = self.start.frames(trajectories)
         else:
             rollout.check_initial(self.model, tuple(np.shape(initial)))
             if trajectories is not None and trajectories != len(initial):
                 raise StochliftError(f"{trajectories} trajectories asked for from {len(initial)} initial ones")
-            check_request(len(initial), seed)
+            check_request(len(initial), seed, batch_size)
             start = self.transform.inverse(initial)
         frames = frames or self.start.meta.frames
         shape = (len(start), frames, *start.shape[2:])
@@ -290,7 +292,7 @@ class SamplingPipeline:
                 batch_size: int | str = 256, progress: bool = True, chunk_frames: int | None = None) -> Path:
         """Roll out and write the trajectories into `out` (split 'generated'), as `sample_to_file` documents:
         streamed `chunk_frames` frames at a time, sharded over the ranks under torchrun."""
-        check_request(trajectories, seed)
+        check_request(trajectories, seed, batch_size)
         refuse_overwriting_inputs([out], [*run_files(self.run_dir), self.start.path])
         refuse_overwriting_inputs([out], [self.config.data.path])
         source = self.start.meta
