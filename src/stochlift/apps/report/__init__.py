@@ -58,7 +58,7 @@ from stochlift.apps.report.statistics import (
     summarise,
     write_collapsed,
 )
-from stochlift.data.readers import open_trajectories
+from stochlift.data.readers import TrajectoryReader, open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.evaluation.evaluate import check_comparable
@@ -127,7 +127,7 @@ def _read_metrics(path: Path | None) -> dict[str, Any] | None:
     return data
 
 
-def _check_pair(ref: TrajectoryFile, gen: TrajectoryFile) -> None:
+def _check_pair(ref: TrajectoryReader, gen: TrajectoryReader) -> None:
     check_comparable(ref, gen)
     if (ref.meta.frames, ref.meta.frame_shape) != (gen.meta.frames, gen.meta.frame_shape):
         raise StochliftError(
