@@ -310,6 +310,7 @@ def build_report(
     else:
         raise StochliftError(f"the run's data file {config.data.path!r} is gone: pass --reference FILE")
     ref_split = ref.default_split("test")
+    assert config.model.frame_shape is not None  # load_run built the model, which needs it
     if list(ref.meta.frame_shape) != list(config.model.frame_shape):
         raise StochliftError(f"reference frames of shape {list(ref.meta.frame_shape)} do not fit the model's "
                              f"{config.model.frame_shape}")
