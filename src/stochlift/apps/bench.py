@@ -34,7 +34,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -52,9 +52,12 @@ from stochlift.lifting.fast import (
     largest_batch,
     resolve_device,
 )
-from stochlift.lifting.generator import Generator, build_model
+from stochlift.lifting.generator import Generator, as_module, build_model
 from stochlift.models import BACKBONES
 from stochlift.models.unet import DEPTH_PRESETS
+
+if TYPE_CHECKING:
+    from stochlift.baselines.ardm import ARDM
 
 # the paper's U-Net options beside the depths (the configs/*-paper.yaml recipes)
 _PAPER_OPTIONS = {"blocks_per_level": 1, "mid_blocks": 2, "embed_width": 512, "groups": 8}
@@ -154,7 +157,7 @@ def ardm_model(config: ModelConfig, steps: int) -> Generator:
     return build_model(ModelConfig(**fields))
 
 
-def count_flops(build: Callable[[], nn.Module], frame_shape: tuple[int, ...]) -> int:
+def count_flops(build: Callable[[], Generator], frame_shape: tuple[int, ...]) -> int:
     """FLOPs of one call (one generated frame) at batch 1, counted on the meta device (no memory, no time)."""
     with torch.device("meta"):
         net = build()
@@ -253,7 +256,7 @@ def _matmul_rates(device: torch.device, dtype: torch.dtype, repeats: int, n: int
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     mm = 2 * n**3 / _best_seconds(lambda: torch.mm(a, b), device, repeats)
-    a = b = None  # free the operands before the convolution test
+    a = b = cast(torch.Tensor, None)  # free the operands before the convolution test (the cast: typing only)
     c, hw, batch = (1024, 64, 16) if device.type == "cuda" else (512, 32, 8)
     if n < c:  # a small test size: a small convolution too
         c, hw, batch = n, 8, 2
@@ -289,7 +292,8 @@ class PeakMemory:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # resets VmHWM to the current RSS
             self._reset = True
-        self._base = self._status("VmRSS") if self._reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self._base = (cast(int, self._status("VmRSS")) if self._reset  # VmRSS is there wherever clear_refs is (Linux)
+                      else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -298,7 +302,7 @@ class PeakMemory:
             self.bytes = torch.cuda.max_memory_allocated(self.device)
             self.how = "torch.cuda.max_memory_allocated (total, model included)"
         elif self._reset and self._status("VmHWM") is not None:
-            self.bytes = max(0, self._status("VmHWM") - self._base)
+            self.bytes = max(0, cast(int, self._status("VmHWM")) - self._base)  # not None: just checked
             self.how = "growth of peak RSS (VmHWM after clear_refs) over the block"
         else:
             self.bytes = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self._base)
@@ -309,7 +313,7 @@ class PeakMemory:
 
 
 def time_rollout(engine: FastRollout, batch: int, frames: int, repeats: int = 1, seed: int = 0,
-                 warmup: int = 2) -> dict[str, float]:
+                 warmup: int = 2) -> dict[str, Any]:
     """Seconds for `frames` one-step updates of a batch (labels drawn each frame on the CPU, as in
     rollout_batches, or by the stepper with labels="device"; frames stay on the device), after a warm-up;
     the median of `repeats` passes."""
@@ -360,7 +364,8 @@ def time_training(model: Generator, frame_shape: tuple[int, ...], batch: int, st
     model = model.to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if fused else {}))
+    fused_kernel: dict[str, Any] = {"fused": True} if fused else {}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **fused_kernel)
     window = torch.randn(batch, model.window, *frame_shape, device=device)
     target = torch.randn(batch, *frame_shape, device=device)
     noise = {k: v.to(device) for k, v in model.training_noise(batch, 0).batch(np.arange(batch), 0).items()}
@@ -368,7 +373,8 @@ def time_training(model: Generator, frame_shape: tuple[int, ...], batch: int, st
         window = window.flatten(1, 2).contiguous(memory_format=torch.channels_last).view_as(window)
     loss_fn = model.loss
     if compile:
-        loss_fn = torch.compile(model.loss, dynamic=False, mode=None if compile in (True, "default") else compile)
+        loss_fn = torch.compile(model.loss, dynamic=False,
+                                mode=None if compile in (True, "default") else cast(str, compile))  # a mode name
 
     def one() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -414,13 +420,14 @@ def run_bench(
     fast = FastOptions(device=str(device), autocast=o.autocast, channels_last=o.channels_last, compile=o.compile,
                        cuda_graph=o.cuda_graph, labels=o.labels, cudnn_benchmark=o.cudnn_benchmark)
     fast.check(device)
+    assert cfg.frame_shape is not None  # model_config refuses a config without one
     frame_shape = tuple(cfg.frame_shape)
     frames = frames or (spec.frames if spec else 16)
     if frames < 1:
         raise StochliftError(f"--frames must be >= 1, got {frames}")
     torch.manual_seed(0)
     model = build_model(cfg)
-    engine = FastRollout(model, frame_shape, fast)
+    engine = FastRollout(as_module(model), frame_shape, fast)
 
     wanted = batch if batch is not None else (spec.batch if spec else 32)
     if wanted == "auto":
@@ -454,8 +461,11 @@ def run_bench(
         mode = fast.compile_mode
         if mode in GRAPHED_COMPILE_MODES:  # inductor's graphs per backbone call: capture the whole frame instead
             mode, ardm_fast = "default", replace(ardm_fast, cuda_graph=device.type == "cuda")
-        ardm_net.backbone = torch.compile(ardm_net.backbone, dynamic=False, mode=None if mode == "default" else mode)
-    ardm_engine = FastRollout(ardm_net, frame_shape, ardm_fast)
+        ardm_module = cast(ARDM, ardm_net)  # ardm_model's method
+        # (torch.compile of a module is a module, an OptimizedModule; its stubs say a callable)
+        ardm_module.backbone = cast(nn.Module, torch.compile(ardm_module.backbone, dynamic=False,
+                                                             mode=None if mode == "default" else mode))
+    ardm_engine = FastRollout(as_module(ardm_net), frame_shape, ardm_fast)
     ardm_time = time_rollout(ardm_engine, b, ardm_frames, repeats=1)
     ardm_per_frame = ardm_time["seconds"] / ardm_frames
     ardm_flops = count_flops(lambda: ardm_model(cfg, o.ardm_steps), frame_shape)

@@ -48,12 +48,15 @@ class ARDM(nn.Module):
     # what resolve_from_data fills when the config leaves it None (shown by `stochlift config show`)
     filled_from_data = {"frame_scale": "the std of the training frames",
                         "clip_denoised": "the largest |value| diffused in the training data"}
+    residual_scale: torch.Tensor  # buffers (register_buffer in __init__), declared for the type checker
+    frame_scale: torch.Tensor
 
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
         super().__init__()
         self.backbone = backbone
         self.window, self.history_padding = config.window, config.history_padding
         self.label_dim = 0
+        assert config.frame_shape is not None  # from_config, the only constructor, has read frame_shape[0]
         self.frame_shape = tuple(config.frame_shape)
         self.output, self.loss_name, self.conditioning = config.output, config.loss, config.conditioning
         self.prediction = config.prediction

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,7 +145,7 @@ def import_trajectories(
     out: str | os.PathLike,
     src: str | os.PathLike | None = None,
     *,
-    split_files: dict[str, str | os.PathLike] | None = None,
+    split_files: Mapping[str, str | os.PathLike] | None = None,
     layout: str | None = None,
     array: str | None = None,
     dataset: str | None = None,
@@ -191,7 +191,7 @@ def import_trajectories(
     return Path(out)
 
 
-def _plan(stack: ExitStack, src, split_files: dict, layout, array, dataset, fractions, seed) -> _Plan:
+def _plan(stack: ExitStack, src, split_files: Mapping, layout, array, dataset, fractions, seed) -> _Plan:
     plan = _Plan()
     if src is None:
         unknown = sorted(set(split_files) - set(SPLIT_NAMES))

@@ -10,21 +10,38 @@ either.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol, overload
 
 import numpy as np
 
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta
 from stochlift.data.well import WellSource, is_well_path, split_folders
 from stochlift.errors import StochliftError
+
+
+class TrajectoryReader(Protocol):
+    """What evaluation and reports read of trajectories (TrajectoryFile, WellTrajectories or a custom reader):
+    TrajectoryFile's reading interface; typing only."""
+
+    path: Path
+    meta: TrajectoryMeta
+    splits: dict[str, int]
+
+    def read(self, split: str, rows: slice | int = ..., frames: slice = ...) -> np.ndarray: ...
+    def iter_chunks(self, split: str, chunk_size: int = 64) -> Iterator[np.ndarray]: ...
+    def default_split(self, preferred: str = "test") -> str: ...
+    def close(self) -> None: ...
 
 
 class WellTrajectories:
     """The Well's files read like a TrajectoryFile: splits are the data set's split folders (a root), or
     one split named after the folder (train/valid/test; "all" otherwise) for a file or a folder of files."""
 
-    default_split = TrajectoryFile.default_split
-    iter_chunks = TrajectoryFile.iter_chunks
+    # TrajectoryFile's, on this class's splits and read (annotated so that they type-check on this class)
+    default_split: Callable[..., str] = TrajectoryFile.default_split
+    iter_chunks: Callable[..., Iterator[np.ndarray]] = TrajectoryFile.iter_chunks
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -71,7 +88,13 @@ class WellTrajectories:
         self.close()
 
 
-def open_trajectories(path: str | os.PathLike | TrajectoryFile | WellTrajectories) -> TrajectoryFile | WellTrajectories:
+@overload
+def open_trajectories(
+    path: str | os.PathLike | TrajectoryFile | WellTrajectories,
+) -> TrajectoryFile | WellTrajectories: ...
+@overload
+def open_trajectories(path: TrajectoryReader) -> TrajectoryReader: ...
+def open_trajectories(path: str | os.PathLike | TrajectoryReader) -> TrajectoryReader:
     """A reader of `path` (our trajectory file or The Well's files); a reader given is handed back.
 
     Anything that is not a path is taken for a reader with the trajectory file interface (duck typing), so

@@ -7,15 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from stochlift.data.readers import open_trajectories
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader, open_trajectories
 from stochlift.errors import StochliftError
 from stochlift.io import refuse_overwriting_inputs, write_json
 from stochlift.metrics.qoi import QoI
 from stochlift.problems import Metrics, get_problem
 
 
-def check_comparable(ref: TrajectoryFile, gen: TrajectoryFile) -> None:
+def check_comparable(ref: TrajectoryReader, gen: TrajectoryReader) -> None:
     """Refuse to compare files of different problems or fields: their numbers would mean nothing."""
     for what, a, b in (("problem", ref.meta.problem, gen.meta.problem),
                        ("fields", list(ref.meta.field_names), list(gen.meta.field_names))):

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, TrajectoryWriter
+from stochlift.data.readers import TrajectoryReader
+from stochlift.data.trajectories import TrajectoryMeta, TrajectoryWriter
 from stochlift.errors import StochliftError
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.rollout import rollout_batches
@@ -25,7 +26,7 @@ __all__ = ["forecast_batches", "forecast_scores", "write_forecast_samples"]
 
 def forecast_batches(
     model: Any,
-    truth: TrajectoryFile | str | os.PathLike,
+    truth: TrajectoryReader | str | os.PathLike,
     split: str | None = None,
     *,
     samples_per_trajectory: int = 8,
@@ -64,7 +65,7 @@ def forecast_batches(
 
 def forecast_scores(
     model: Any,
-    truth: TrajectoryFile | str | os.PathLike,
+    truth: TrajectoryReader | str | os.PathLike,
     split: str | None = None,
     *,
     samples_per_trajectory: int = 8,
@@ -111,7 +112,7 @@ def forecast_scores(
 
 def write_forecast_samples(
     model: Any,
-    truth: TrajectoryFile | str | os.PathLike,
+    truth: TrajectoryReader | str | os.PathLike,
     out: str | os.PathLike,
     split: str | None = None,
     *,

@@ -86,6 +86,7 @@ def run_video_protocol(
     split = split or test.default_split("test")
     protocol = VideoProtocol(context_frames=context_frames, clip_frames=context_frames + predicted_frames,
                              context_in_fvd=context_in_fvd, resize=resize)
+    assert config.model.frame_shape is not None  # load_run built the model, which needs it
     if list(test.meta.frame_shape) != list(config.model.frame_shape):
         raise StochliftError(
             f"test frames {list(test.meta.frame_shape)} do not fit the model's {config.model.frame_shape}"

@@ -29,6 +29,7 @@ class LiftedModel(nn.Module):
 
     calls_per_frame = 1  # one network call per generated frame: the point of the method
     pushforward = True  # train.unroll: it can train on its own rollouts, each step with a pair's fixed label
+    residual_scale: torch.Tensor  # a buffer (register_buffer in __init__), declared for the type checker
 
     def __init__(self, backbone: nn.Module, config: ModelConfig) -> None:
         super().__init__()

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import cast
 
 from stochlift.config import RunConfig
+from stochlift.data.readers import TrajectoryReader
 from stochlift.data.trajectories import TrajectoryFile
 from stochlift.data.well import NORMALIZATION_FILE, is_well_path
 from stochlift.errors import StochliftError
@@ -69,11 +71,12 @@ def run_data(run_dir: str | os.PathLike) -> dict:
     _, config, data = load_run(run_dir)
     if data is None:
         return {}
+    data = cast(TrajectoryFile, data)  # not pretrained (returned above): load_run gives a TrajectoryFile or None
     return data_identity(data.meta, None, path=str(data.path), split=config.data.split,
                          rows=data.splits.get(config.data.split, 0))
 
 
-def check_run_inputs(run_dir: str | os.PathLike, file: TrajectoryFile, what: str) -> None:
+def check_run_inputs(run_dir: str | os.PathLike, file: TrajectoryReader | PretrainedStart, what: str) -> None:
     """Refuse a trajectory file from another problem, or with other fields, than the run trained on, even
     when its frames have the model's shape (a Wave model is not started from Flow or digit frames)."""
     check_same_kind(run_data(run_dir), file.meta, f"{what} {getattr(file, 'path', '(shipped first frames)')}")

@@ -47,8 +47,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from stochlift.data.readers import open_trajectories
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader, open_trajectories
 from stochlift.errors import StochliftError
 from stochlift.metrics.ensemble import (
     _pool_ranks,
@@ -223,14 +222,14 @@ def distribution_scores(
     return scorer.result(np.arange(frames) if time is None else time)
 
 
-def _open(file: TrajectoryFile | str | os.PathLike) -> TrajectoryFile:
+def _open(file: TrajectoryReader | str | os.PathLike) -> TrajectoryReader:
     return open_trajectories(file)  # our file or The Well's (a reader given is handed back)
 
 
 def _open_pair(
-    truth: TrajectoryFile | str | os.PathLike, generated: TrajectoryFile | str | os.PathLike,
+    truth: TrajectoryReader | str | os.PathLike, generated: TrajectoryReader | str | os.PathLike,
     truth_split: str | None, generated_split: str | None,
-) -> tuple[TrajectoryFile, str, TrajectoryFile, str]:
+) -> tuple[TrajectoryReader, str, TrajectoryReader, str]:
     """Both files and their splits: the truth's 'test' and the generated file's only split by default."""
     ref, gen = _open(truth), _open(generated)
     ref_split = truth_split or ref.default_split("test")
@@ -241,7 +240,7 @@ def _open_pair(
     return ref, ref_split, gen, gen_split
 
 
-def _read_frames(file: TrajectoryFile, split: str, frames: slice, chunk_size: int) -> np.ndarray:
+def _read_frames(file: TrajectoryReader, split: str, frames: slice, chunk_size: int) -> np.ndarray:
     """Every row of a split for a block of frames, [n, t, C*H*W] float32, read `chunk_size` rows at a time."""
     n, dim = file.splits[split], int(np.prod(file.meta.frame_shape))
     count = len(range(*frames.indices(file.meta.frames)))
@@ -253,9 +252,9 @@ def _read_frames(file: TrajectoryFile, split: str, frames: slice, chunk_size: in
 
 
 def _open_matching_pair(
-    truth: TrajectoryFile | str | os.PathLike, generated: TrajectoryFile | str | os.PathLike,
+    truth: TrajectoryReader | str | os.PathLike, generated: TrajectoryReader | str | os.PathLike,
     truth_split: str | None, generated_split: str | None, initial_frames: int | None, chunk_size: int,
-) -> tuple[TrajectoryFile, str, TrajectoryFile, str, int]:
+) -> tuple[TrajectoryReader, str, TrajectoryReader, str, int]:
     """`_open_pair`, checked to hold the same frames, with initial_frames defaulting to the generated file's
     `initial_frames` parameter (written by `stochlift sample`), else 1."""
     if chunk_size < 1:
@@ -277,7 +276,7 @@ def _frames_per_block(rows: int, dim: int, frames: int, max_block_bytes: int) ->
 
 
 def _stream_frames(
-    generated: tuple[TrajectoryFile, str], truth: tuple[TrajectoryFile, str], frames: range, block: int,
+    generated: tuple[TrajectoryReader, str], truth: tuple[TrajectoryReader, str], frames: range, block: int,
     chunk_size: int,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(t, every generated row's frame t [n_g, D], every true row's [n_r, D]) for t in `frames` (a step-1
@@ -292,8 +291,8 @@ def _stream_frames(
 
 
 def distribution_scores_files(
-    truth: TrajectoryFile | str | os.PathLike,
-    generated: TrajectoryFile | str | os.PathLike,
+    truth: TrajectoryReader | str | os.PathLike,
+    generated: TrajectoryReader | str | os.PathLike,
     *,
     truth_split: str | None = None,
     generated_split: str | None = None,

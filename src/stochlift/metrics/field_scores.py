@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader
 from stochlift.errors import StochliftError
 from stochlift.metrics.distribution import (
     _frames_per_block,
@@ -311,7 +311,8 @@ def field_scores(
     return scorer.result(np.arange(g.shape[1]) if time is None else time)
 
 
-def _qoi_values(file: TrajectoryFile, split: str, functions: dict[str, QoI], chunk_size: int) -> dict[str, np.ndarray]:
+def _qoi_values(file: TrajectoryReader, split: str, functions: dict[str, QoI],
+                chunk_size: int) -> dict[str, np.ndarray]:
     """Every QoI of every trajectory of a split, read `chunk_size` whole trajectories at a time."""
     parts: dict[str, list[np.ndarray]] = {name: [] for name in functions}
     n = file.splits[split]
@@ -323,8 +324,8 @@ def _qoi_values(file: TrajectoryFile, split: str, functions: dict[str, QoI], chu
 
 
 def field_scores_files(
-    truth: TrajectoryFile | str | os.PathLike,
-    generated: TrajectoryFile | str | os.PathLike,
+    truth: TrajectoryReader | str | os.PathLike,
+    generated: TrajectoryReader | str | os.PathLike,
     *,
     truth_split: str | None = None,
     generated_split: str | None = None,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader
 from stochlift.errors import StochliftError
 
 FEATURE_KINDS = ("logits", "features")
@@ -191,7 +191,7 @@ def stats_of(batches: Iterable[np.ndarray], extractor: Extractor) -> GaussianSta
     return stats
 
 
-def file_clips(file: TrajectoryFile, split: str, frames: slice, chunk_size: int = 16,
+def file_clips(file: TrajectoryReader, split: str, frames: slice, chunk_size: int = 16,
                rows: int | None = None) -> Iterator[np.ndarray]:
     """Clips [b, t, C, H, W] (values in [0, 1]) of the first `rows` rows of a split, `chunk_size` at a time."""
     n = file.splits[split] if rows is None else rows
@@ -200,7 +200,7 @@ def file_clips(file: TrajectoryFile, split: str, frames: slice, chunk_size: int 
 
 
 def fvd_files(
-    reference: TrajectoryFile, generated: TrajectoryFile, extractor: Extractor, *, reference_split: str,
+    reference: TrajectoryReader, generated: TrajectoryReader, extractor: Extractor, *, reference_split: str,
     generated_split: str, frames: slice, chunk_size: int = 16,
 ) -> tuple[float, int, int]:
     """FVD between the clips `frames` of two files' splits; returns (fvd, real clips, generated clips)."""

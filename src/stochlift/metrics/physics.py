@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader
 from stochlift.errors import StochliftError
 from stochlift.metrics.quantities import as_trajectories, mass
 from stochlift.metrics.wasserstein import wasserstein_1d, wasserstein_1d_per_column
@@ -207,7 +207,7 @@ def evaluate_physics(
     return evaluator.result()
 
 
-def evaluate_physics_files(reference: TrajectoryFile, generated: TrajectoryFile, crossing: Crossing, *,
+def evaluate_physics_files(reference: TrajectoryReader, generated: TrajectoryReader, crossing: Crossing, *,
                            reference_split: str, generated_split: str, chunk_size: int = 64) -> PhysicsMetrics:
     """`evaluate_physics` of two files' splits, streamed chunk by chunk."""
     return evaluate_physics(reference.iter_chunks(reference_split, chunk_size),

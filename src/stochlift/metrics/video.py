@@ -21,12 +21,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader
 from stochlift.errors import StochliftError
 from stochlift.metrics.fvd import (
     FEATURE_KINDS,
@@ -229,7 +229,7 @@ def prepare(videos: np.ndarray, quantize: bool = True) -> np.ndarray:
     return np.round(out * 255.0) / np.float32(255.0) if quantize else out
 
 
-def paired_videos(reference: TrajectoryFile, generated: TrajectoryFile, ref_split: str, gen_split: str,
+def paired_videos(reference: TrajectoryReader, generated: TrajectoryReader, ref_split: str, gen_split: str,
                   context_frames: int) -> int | None:
     """V if generated row j starts from reference row j mod V (checked on the context frames), else None."""
     n_ref, n_gen = reference.splits[ref_split], generated.splits[gen_split]
@@ -260,7 +260,7 @@ class VideoMetrics:
         return {**out, "protocol": self.protocol, "notes": self.notes}
 
 
-def _file_stats(file: TrajectoryFile, split: str, protocol: VideoProtocol, extractor: Extractor,
+def _file_stats(file: TrajectoryReader, split: str, protocol: VideoProtocol, extractor: Extractor,
                 batch_size: int) -> GaussianStats:
     """Feature statistics of a whole split's FVD clips, streamed `batch_size` videos at a time."""
     clips = file_clips(file, split, protocol.fvd_frames, batch_size)
@@ -268,7 +268,7 @@ def _file_stats(file: TrajectoryFile, split: str, protocol: VideoProtocol, extra
 
 
 def evaluate_video_files(
-    reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str, generated_split: str,
+    reference: TrajectoryReader, generated: TrajectoryReader, *, reference_split: str, generated_split: str,
     i3d_weights: str | os.PathLike | None = None, extractor: Extractor | None = None, device: str = "cpu",
     fvd_batch_size: int = 16, clip_frames: int | None = None, context_frames: int | None = None,
     context_in_fvd: bool = True, resize: str = "tf1",
@@ -312,7 +312,8 @@ def evaluate_video_files(
         n_gen = generated.splits[generated_split]
         for v in range(videos):  # one test video and its samples (rows v, v + V, ...) at a time
             rows = list(range(v, n_gen, videos))
-            samples = prepare(generated.read(generated_split, rows, slice(0, clip)), protocol.quantize)
+            # (a list of rows: TrajectoryFile reads them through h5py; the reader protocol promises slices and ints)
+            samples = prepare(generated.read(generated_split, cast(Any, rows), slice(0, clip)), protocol.quantize)
             best.add(samples[:, protocol.predicted], reference.read(reference_split, v, protocol.predicted))
             if fake is not None and extractor is not None:
                 fake.add(extractor(samples[:, protocol.fvd_frames]))

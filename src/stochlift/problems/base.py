@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader
 from stochlift.errors import StochliftError
 from stochlift.metrics.qoi import QoI
 
@@ -98,7 +98,7 @@ class Problem:
                      **sizes: int | None) -> Path:
         raise StochliftError(f"the {self.name} problem has no built-in data set maker")
 
-    def evaluate(self, reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str,
+    def evaluate(self, reference: TrajectoryReader, generated: TrajectoryReader, *, reference_split: str,
                  generated_split: str, qoi: Mapping[str, QoI] | None = None, **options: Any) -> Metrics:
         """The problem's scores; `qoi` are user quantities of interest (only problems that score them take them)."""
         raise StochliftError(f"no metrics for problem {self.name!r} yet")

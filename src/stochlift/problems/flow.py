@@ -21,7 +21,8 @@ from torch import nn
 
 from stochlift.data.flow import FlowParams, fractional_flow
 from stochlift.data.flow_datasets import make_flow_dataset
-from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta
+from stochlift.data.readers import TrajectoryReader
+from stochlift.data.trajectories import TrajectoryMeta
 from stochlift.errors import StochliftError
 from stochlift.metrics.physics import PhysicsMetrics, evaluate_physics_files
 from stochlift.metrics.quantities import as_trajectories, region_crossing_time
@@ -175,7 +176,7 @@ class FlowProblem(Problem):
                      **sizes: int | None) -> Path:
         return make_flow_dataset(out, preset=preset, seed=seed, progress=progress, **sizes)
 
-    def evaluate(self, reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str,
+    def evaluate(self, reference: TrajectoryReader, generated: TrajectoryReader, *, reference_split: str,
                  generated_split: str, **options: Any) -> PhysicsMetrics:
         """Water breakthrough in the producer's corner square (qoi_corner_size pixels, default 1/8 of the
         side; qoi_crossing_threshold, default 0.5) and the mass."""

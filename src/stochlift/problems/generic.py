@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader
 from stochlift.metrics.field_result import FieldScores
 from stochlift.metrics.field_scores import field_scores_files
 from stochlift.metrics.qoi import QoI
@@ -34,7 +34,7 @@ class GenericProblem(Problem):
                     for name in HEADLINE_SCORES)
     scores_qoi = True
 
-    def evaluate(self, reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str,
+    def evaluate(self, reference: TrajectoryReader, generated: TrajectoryReader, *, reference_split: str,
                  generated_split: str, qoi: Mapping[str, QoI] | None = None, **options: Any) -> GenericMetrics:
         n_truth, n_generated = reference.splits[reference_split], generated.splits[generated_split]
         scores, notes = None, []
@@ -53,7 +53,7 @@ class GenericProblem(Problem):
                              "ensemble mean and 5-95% band, true vs generated.")]
 
 
-def mean_abs(file: TrajectoryFile, split: str, chunk_size: int = 64) -> np.ndarray:
+def mean_abs(file: TrajectoryReader, split: str, chunk_size: int = 64) -> np.ndarray:
     """Each trajectory's mean |x| over its state at each frame, [n, T] (float64), read chunk by chunk."""
     return np.concatenate([np.abs(chunk).reshape(*chunk.shape[:2], -1).mean(axis=2, dtype=np.float64)
                            for chunk in file.iter_chunks(split, chunk_size)])

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from stochlift.data.readers import TrajectoryReader
 from stochlift.data.synthetic_video import make_bouncing_balls, make_moving_digits
-from stochlift.data.trajectories import TrajectoryFile
 from stochlift.data.video import VIDEO_PROBLEM
 from stochlift.problems.base import UNIT_RANGE_DISPLAY, Demo, Metrics, Problem
 
@@ -40,7 +40,7 @@ class VideoProblem(Problem):
              "balls": Demo(make_data=_balls, config="balls-quick", video=True)}
     report_metrics = False  # FVD needs I3D weights and paired videos: `stochlift evaluate` / `video-eval` score it
 
-    def evaluate(self, reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str,
+    def evaluate(self, reference: TrajectoryReader, generated: TrajectoryReader, *, reference_split: str,
                  generated_split: str, **options: Any) -> Metrics:
         """FVD (with I3D weights), best-of-N PSNR/SSIM and spread; `options` are those of
         stochlift.metrics.video.evaluate_video_files (i3d_weights, clip_frames, context_in_fvd, device, ...)."""

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from stochlift.data.datasets import make_wave_dataset
-from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.readers import TrajectoryReader
 from stochlift.errors import StochliftError
 from stochlift.metrics.physics import PhysicsMetrics, evaluate_physics_files
 from stochlift.metrics.quantities import as_trajectories, region_crossing_time
@@ -80,7 +80,7 @@ class WaveProblem(Problem):
                      **sizes: int | None) -> Path:
         return make_wave_dataset(out, preset=preset, seed=seed, progress=progress, **sizes)
 
-    def evaluate(self, reference: TrajectoryFile, generated: TrajectoryFile, *, reference_split: str,
+    def evaluate(self, reference: TrajectoryReader, generated: TrajectoryReader, *, reference_split: str,
                  generated_split: str, **options: Any) -> PhysicsMetrics:
         """Crossing time on the outer ring (the file's qoi_crossing_threshold, default 0.05, and
         qoi_ring_width, default 1) and the mass."""

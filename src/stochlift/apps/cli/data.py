@@ -19,8 +19,8 @@ class LazyChoice(click.Choice):
         self._names = names
         self._loaded: Sequence[str] | None = None
 
-    @property  # type: ignore[override]
-    def choices(self) -> Sequence[str]:
+    @property  # (click.Choice sets a tuple attribute; a lazy read-only property stands in for it on purpose)
+    def choices(self) -> Sequence[str]:  # type: ignore[override]
         if self._loaded is None:
             self._loaded = list(self._names())
         return self._loaded
@@ -177,7 +177,8 @@ def data_import_video(src: str, out: str, preset: str | None, size: int | None, 
         options["crop"] = tuple(int(v) for v in crop)
     if split is not None:
         options["split"] = split
-    common = dict(clips=clips, channels=channels, seed=seed, skip_short=skip_short, fps=fps, progress=not quiet)
+    common: dict[str, Any] = dict(clips=clips, channels=channels, seed=seed, skip_short=skip_short, fps=fps,
+                                  progress=not quiet)
     if name is not None:
         common["name"] = name
     importer = import_clevrer if preset == "clevrer" else import_video_folder

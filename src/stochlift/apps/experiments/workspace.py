@@ -26,6 +26,7 @@ from stochlift.config import RunConfig, apply_overrides, load_config
 from stochlift.evaluation.evaluate import evaluate_files
 from stochlift.io import exclusive, write_json
 from stochlift.lifting.fast import FastRollout
+from stochlift.lifting.generator import as_module
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.runs import load_run, run_finished
 from stochlift.lifting.train import train_or_resume
@@ -157,7 +158,8 @@ class Workspace:
         )
 
         model, config, _ = load_run(run_dir)
-        engine = FastRollout(model, tuple(config.model.frame_shape))
+        assert config.model.frame_shape is not None  # load_run built the model, which needs it
+        engine = FastRollout(as_module(model), tuple(config.model.frame_shape))
         timed = time_rollout(engine, batch, frames, repeats=3)
         result = {"seconds_per_frame": timed["seconds"] / (batch * frames), "batch": batch, "frames": frames,
                   "network_calls_per_frame": model.calls_per_frame, "torch_threads": torch.get_num_threads()}

@@ -12,7 +12,7 @@ import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import imageio.v3 as iio
 import numpy as np
@@ -194,16 +194,17 @@ def _render_rollout(
     for artist in animated:
         artist.set_animated(True)
     fig.canvas.draw()  # the background, without the animated artists
-    background = fig.canvas.copy_from_bbox(fig.bbox)
+    canvas = cast(FigureCanvasAgg, fig.canvas)  # the figure's own Agg canvas (see new_figure)
+    background = canvas.copy_from_bbox(fig.bbox)
     n_frames = rows[0][1].shape[1]
     for i in range(n_frames):
         for image, trajectory in panels:
             image.set_data(trajectory[i])
         heading.set_text(_heading(title, i, n_frames, time))
-        fig.canvas.restore_region(background)
+        canvas.restore_region(background)
         for artist in animated:
             fig.draw_artist(artist)
-        yield np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _write_gif(tmp: Path, frames: Iterable[np.ndarray], fps: float) -> None:

@@ -10,9 +10,10 @@ names it). Every function returns PNG bytes (for data URIs) and draws on its own
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 from numpy.typing import ArrayLike
@@ -242,16 +243,17 @@ def spacetime_reveal_frames(true: ArrayLike | None, generated: ArrayLike | None,
     for image, _ in images:
         image.set_animated(True)
     fig.canvas.draw()
-    background = fig.canvas.copy_from_bbox(fig.bbox)
+    canvas = cast(FigureCanvasAgg, fig.canvas)  # the figure's own Agg canvas (see new_figure)
+    background = canvas.copy_from_bbox(fig.bbox)
     n_frames = images[0][1].shape[0]
     for t in range(n_frames):
-        fig.canvas.restore_region(background)
+        canvas.restore_region(background)
         for image, data in images:
             shown = data.copy()
             shown[t + 1 :] = np.nan
             image.set_data(shown)
             fig.draw_artist(image)
-        yield np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+        yield np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def _static_curve(ax: Any, values: np.ndarray, x: ArrayLike | None, label: str) -> None:

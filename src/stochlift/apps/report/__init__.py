@@ -58,7 +58,7 @@ from stochlift.apps.report.statistics import (
     summarise,
     write_collapsed,
 )
-from stochlift.data.readers import open_trajectories
+from stochlift.data.readers import TrajectoryReader, open_trajectories
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
 from stochlift.errors import StochliftError
 from stochlift.evaluation.evaluate import check_comparable
@@ -127,7 +127,7 @@ def _read_metrics(path: Path | None) -> dict[str, Any] | None:
     return data
 
 
-def _check_pair(ref: TrajectoryFile, gen: TrajectoryFile) -> None:
+def _check_pair(ref: TrajectoryReader, gen: TrajectoryReader) -> None:
     check_comparable(ref, gen)
     if (ref.meta.frames, ref.meta.frame_shape) != (gen.meta.frames, gen.meta.frame_shape):
         raise StochliftError(
@@ -310,6 +310,7 @@ def build_report(
     else:
         raise StochliftError(f"the run's data file {config.data.path!r} is gone: pass --reference FILE")
     ref_split = ref.default_split("test")
+    assert config.model.frame_shape is not None  # load_run built the model, which needs it
     if list(ref.meta.frame_shape) != list(config.model.frame_shape):
         raise StochliftError(f"reference frames of shape {list(ref.meta.frame_shape)} do not fit the model's "
                              f"{config.model.frame_shape}")
