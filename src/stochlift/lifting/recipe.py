@@ -1,0 +1,340 @@
+"""The automatic recipe: a training config chosen from the data alone (and an optional wall-clock budget).
+
+`summarize` looks at a training set once (shape, size, shared start, value range, how much a second frame
+of history helps a linear one-step predictor, how many directions the one-step noise spans) and
+`auto_recipe` maps that summary to a RunConfig with one reason per choice. `check_recipe` names the
+settings that cannot work (no label, warm-up >= steps, a budget too small for the data). The rules and the
+experiments they come from are in docs/auto_recipe.md (benchmarks/recipe_rules.py).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stochlift.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from stochlift.data.trajectories import TrajectoryFile
+from stochlift.errors import StochliftError
+from stochlift.lifting.pairs import FileSource
+
+# ----------------------------------------------------------------------------------- the data summary
+
+SAMPLE_BYTES = 64 << 20  # summarize reads at most about this many bytes of float32 frames
+HISTORY_FRAMES = 5  # the window test compares linear predictors from 1 .. HISTORY_FRAMES frames
+REDUCED_COMPONENTS = 32  # states are projected on their leading principal components for the window test
+NOISE_ENERGY = 0.9  # noise rank: principal directions of the one-step residual holding this share of it
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What the recipe needs to know about a training set."""
+
+    frame_shape: tuple[int, ...]  # [D] vectors, [C, X] 1-D fields, [C, H, W] 2-D fields
+    trajectories: int
+    frames: int
+    shared_start: bool  # every trajectory starts from the same frame
+    value_range: tuple[float, float]
+    periodic: bool = False
+    # relative drop of a linear one-step predictor's held-out error from k to k + 1 frames of history, k = 1..
+    history_gains: tuple[float, ...] = ()
+    noise_rank: int | None = None  # principal directions holding NOISE_ENERGY of the one-step residual
+
+    @property
+    def state_size(self) -> int:
+        return math.prod(self.frame_shape)
+
+    @property
+    def spatial_rank(self) -> int:
+        """0 for vectors, 1 for 1-D fields [C, X], 2 for 2-D fields [C, H, W]."""
+        return len(self.frame_shape) - 1
+
+    @property
+    def pairs(self) -> int:
+        return self.trajectories * (self.frames - 1)
+
+    @property
+    def unit_range(self) -> bool:
+        """All values in [0, 1] (probabilities, images): the BCE loss with a sigmoid output fits such data."""
+        return 0.0 <= self.value_range[0] and self.value_range[1] <= 1.0
+
+    def describe(self) -> str:
+        start = "a shared start" if self.shared_start else "random starts"
+        return (f"{self.trajectories} trajectories of {self.frames} frames of shape {list(self.frame_shape)} "
+                f"({self.pairs} training pairs), {start}, values in [{self.value_range[0]:.3g}, "
+                f"{self.value_range[1]:.3g}]")
+
+
+def summarize(source: Any, *, periodic: bool = False, seed: int = 0) -> DataSummary:
+    """The summary of a FrameSource (e.g. `ArraySource`, `FileSource`), read in part: at most SAMPLE_BYTES."""
+    n, frames, shape = source.n_trajectories, source.frames, tuple(source.frame_shape)
+    if frames < 2:
+        raise StochliftError(f"trajectories need at least 2 frames (a start and a next frame), got {frames}")
+    per_trajectory = 4 * frames * math.prod(shape)
+    count = int(min(n, max(8, SAMPLE_BYTES // per_trajectory)))
+    picks = np.sort(np.random.default_rng(seed).choice(n, size=count, replace=False))
+    data = np.stack([source.read(int(i), 0, frames) for i in picks]).astype(np.float64)  # [n, T, *frame]
+    flat = data.reshape(count, frames, -1)
+    starts = flat[:, 0]
+    shared = bool(np.all(np.abs(starts - starts[0]) <= 1e-6 * (1.0 + np.abs(starts[0]))))
+    gains, rank = _linear_predictability(flat, seed)
+    return DataSummary(frame_shape=shape, trajectories=n, frames=frames, shared_start=shared,
+                       value_range=(float(flat.min()), float(flat.max())), periodic=periodic,
+                       history_gains=gains, noise_rank=rank)
+
+
+def summarize_file(path: str | os.PathLike, split: str = "train", *, seed: int = 0) -> DataSummary:
+    """The summary of one split of a stochlift trajectory file (periodic when its file says so)."""
+    file = TrajectoryFile(path)
+    return summarize(FileSource(file, split), periodic=file.meta.periodic, seed=seed)
+
+
+def _linear_predictability(flat: np.ndarray, seed: int) -> tuple[tuple[float, ...], int | None]:
+    """(history gains, noise rank) of trajectories [n, T, D] from ridge predictors of x_{t+1} - x_t.
+
+    Fitted on half the trajectories, scored on the other half, so extra history that only fits noise does
+    not count as a gain. States are reduced to their leading principal components for the features.
+    """
+    n, frames, dim = flat.shape
+    longest = min(HISTORY_FRAMES, frames - 1)  # windows of 1 .. longest frames, scored on the same targets
+    if n < 4 or longest < 1:
+        return (), None
+    mean = flat.mean(axis=(0, 1))
+    centred = flat - mean
+    pooled = centred.reshape(-1, dim)
+    rows = pooled[np.random.default_rng(seed).choice(len(pooled), size=min(len(pooled), 4096), replace=False)]
+    _, _, vt = np.linalg.svd(rows, full_matrices=False)
+    reduced = centred @ vt[: min(REDUCED_COMPONENTS, dim)].T  # [n, T, r]
+    order = np.random.default_rng(seed + 1).permutation(n)
+    fit, test = order[: n // 2], order[n // 2 :]
+
+    def features(idx: np.ndarray, k: int) -> np.ndarray:
+        cols = [reduced[idx, longest - 1 - j : frames - 1 - j] for j in range(k)]  # x_t, x_{t-1}, ...
+        x = np.concatenate(cols, axis=-1).reshape(-1, k * reduced.shape[-1])
+        return np.concatenate([x, np.ones((len(x), 1))], axis=1)
+
+    def increments(states: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return (states[idx, longest:] - states[idx, longest - 1 : frames - 1]).reshape(-1, states.shape[-1])
+
+    def residual(states: np.ndarray, k: int) -> np.ndarray:
+        a, b = features(fit, k), features(test, k)
+        gram = a.T @ a
+        ridge = 1e-6 * np.trace(gram) / len(gram) * np.eye(len(gram))
+        return increments(states, test) - b @ np.linalg.solve(gram + ridge, a.T @ increments(states, fit))
+
+    # the gains are measured on the reduced states, where the predictable part lives: in the full state the
+    # fine scales no linear map of a few components predicts would swamp them
+    errors = [float(np.mean(residual(reduced, k) ** 2)) for k in range(1, longest + 1)]
+    gains = tuple(float(1 - errors[k + 1] / errors[k]) if errors[k] > 0 else 0.0 for k in range(len(errors) - 1))
+    return gains, _effective_rank(residual(centred, _window_from_gains(gains)))
+
+
+def _effective_rank(residual: np.ndarray) -> int:
+    """Principal directions holding NOISE_ENERGY of the residual's energy."""
+    rows = residual[: 4096]
+    small = rows @ rows.T if rows.shape[0] < rows.shape[1] else rows.T @ rows
+    energy = np.sort(np.clip(np.linalg.eigvalsh(small), 0, None))[::-1]
+    if energy.sum() <= 0:
+        return 0
+    return int(np.searchsorted(np.cumsum(energy) / energy.sum(), NOISE_ENERGY) + 1)
+
+
+# ---------------------------------------------------------------------------------------- the rules
+
+BACKBONE_FOR_RANK = {0: "mlp", 1: "unet1d", 2: "unet"}
+HISTORY_GAIN = 0.2  # another frame of history is worth it when it cuts the linear predictor's error by 20%
+MAX_WINDOW = 5
+MLP = {"lr": 5e-3, "batch": 256, "weight_decay": 0.0, "hidden": 128, "layers": 3, "epochs": 50,
+       "min_steps": 1500, "max_steps": 20000, "trajectories_per_label": 4}
+UNET = {"lr": 3e-3, "batch": 32, "weight_decay": 1e-4, "epochs": 12, "min_steps": 2000, "max_steps": 6000}
+MIN_LABEL_DIM, MAX_LABEL_DIM = 64, 1024
+WARMUP_SHARE, MAX_WARMUP = 0.05, 200
+BUDGET_SHARE = 0.9  # of a wall-clock budget spent on steps (the rest: start-up, checkpoints)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One chosen setting, its value and why."""
+
+    setting: str
+    value: Any
+    reason: str
+
+
+@dataclass
+class _Recipe:
+    model: ModelConfig
+    train: TrainConfig
+    choices: list[Choice] = field(default_factory=list)
+
+    def choose(self, setting: str, value: Any, reason: str) -> None:
+        section, _, key = setting.partition(".")
+        target = self.model if section == "model" else self.train
+        if key.startswith("options."):
+            target.options[key.removeprefix("options.")] = value
+        else:
+            setattr(target, key, value)
+        self.choices.append(Choice(setting, value, reason))
+
+
+def _window_from_gains(gains: tuple[float, ...]) -> int:
+    """1 + the number of leading history frames each of which cuts the linear prediction error by HISTORY_GAIN."""
+    window = 1
+    for gain in gains:
+        if gain < HISTORY_GAIN or window >= MAX_WINDOW:
+            break
+        window += 1
+    return window
+
+
+def _pow2(x: float) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(1.0, x))))
+
+
+def auto_recipe(summary: DataSummary, budget_seconds: float | None = None,
+                seconds_per_step: float | None = None) -> tuple[RunConfig, list[Choice]]:
+    """A RunConfig for this data (and budget), with the reason for every choice (see docs/auto_recipe.md).
+
+    With a budget, the steps are what fits in BUDGET_SHARE of it at `seconds_per_step` (measured on the
+    machine for this recipe's model: `measure_seconds_per_step`), at most what the data needs.
+    """
+    if budget_seconds is not None and (seconds_per_step is None or seconds_per_step <= 0):
+        raise StochliftError("a budget needs the measured seconds per training step (measure_seconds_per_step)")
+    r = _Recipe(ModelConfig(options={}), TrainConfig())
+    backbone = BACKBONE_FOR_RANK.get(summary.spatial_rank)
+    if backbone is None:
+        raise StochliftError(f"frames of shape {list(summary.frame_shape)} have no backbone: vectors [D], "
+                             "1-D fields [C, X] and 2-D fields [C, H, W] are supported")
+    kind = "vectors" if backbone == "mlp" else f"{summary.spatial_rank}-D fields"
+    r.choose("model.backbone", backbone, f"the default network for {kind}")
+    _choose_window(r, summary)
+    _choose_label_dim(r, summary, backbone)
+    rules = MLP if backbone == "mlp" else UNET
+    _choose_network(r, summary, backbone)
+    _choose_optimiser(r, rules, backbone)
+    _choose_steps(r, summary, rules, budget_seconds, seconds_per_step)
+    config = RunConfig(data=DataConfig(), model=r.model, train=r.train).validate()
+    return config, r.choices
+
+
+def _choose_window(r: _Recipe, s: DataSummary) -> None:
+    window = _window_from_gains(s.history_gains)
+    gains = ", ".join(f"{g:.0%}" for g in s.history_gains) or "not measured"
+    r.choose("model.window", window, f"a linear one-step predictor's held-out error drops by {gains} with each "
+             f"further frame of history; frames that cut it by >= {HISTORY_GAIN:.0%} are kept")
+    if window > 1 and s.shared_start:
+        r.choose("model.history_padding", "zeros", "zero frames before x_0 tell the shared start apart from "
+                 "a slow state (Wave recipe search)")
+        r.choose("train.start_weight", 8.0, "from a shared start the first m - 1 steps create the spread from "
+                 "few pairs: drawn 8x as often")
+
+
+def _choose_label_dim(r: _Recipe, s: DataSummary, backbone: str) -> None:
+    n = s.trajectories
+    if backbone == "mlp":
+        d, why = n / MLP["trajectories_per_label"], (
+            f"{s.trajectories} trajectories / {MLP['trajectories_per_label']}: the MLP then fits its labels only in "
+            "part (a smaller d under-fits and narrows the ensemble, a larger one memorises and narrows it too)")
+    else:
+        d, why = 2 * n, (f"2 x the {n} trajectories: the U-Net's linear label embedding spreads the first step "
+                         "right at d ~ 2N (Appendix B: variance ratio N / (d - N - 1))")
+    d = min(max(_pow2(d), MIN_LABEL_DIM), MAX_LABEL_DIM)
+    r.choose("model.label_dim", d, f"{why}; a power of 2 in [{MIN_LABEL_DIM}, {MAX_LABEL_DIM}]")
+
+
+def _choose_network(r: _Recipe, s: DataSummary, backbone: str) -> None:
+    r.choose("model.output", "residual", "x_t + s R: the network learns the frame-to-frame change at its own "
+             "scale (Corollary 1)")
+    if s.unit_range:
+        r.choices.append(Choice("model.loss", "l2", "values lie in [0, 1]: model.loss=bce with model.output=direct "
+                                "may suit binary data (not chosen automatically)"))
+    if backbone == "mlp":
+        r.choose("model.options.hidden", MLP["hidden"], "MLP width")
+        r.choose("model.options.layers", MLP["layers"], "MLP depth")
+        return
+    r.choose("model.options.depths", "tiny", "a [16, 32, 64] U-Net trains in minutes on a CPU")
+    for key, value in (("blocks_per_level", 1), ("mid_blocks", 1), ("embed_width", 256), ("groups", 8)):
+        r.model.options[key] = value
+    r.choose("model.options.label_embedding", "linear", "a linear label embedding keeps the map near affine "
+             "in the label; the two-layer one memorises labels and collapses on fresh ones (Wave search)")
+    if s.periodic:
+        r.choose("model.options.periodic", True, "the data are periodic: circular padding")
+    r.choose("train.input_noise", 0.1, "input noise (in units of the frame-to-frame change) damps rollout drift")
+    r.choose("train.grad_clip", 1.0, "gradient clipping at norm 1")
+
+
+def _choose_optimiser(r: _Recipe, rules: dict, backbone: str) -> None:
+    r.choose("train.lr", rules["lr"], f"learning rate for the {backbone}")
+    r.choose("train.batch_size", rules["batch"], f"batch for the {backbone}")
+    r.choose("train.weight_decay", rules["weight_decay"], "weight decay")
+    r.train.ema_decay = 0.0
+    r.train.schedule = "cosine"
+
+
+def _choose_steps(r: _Recipe, s: DataSummary, rules: dict, budget: float | None, per_step: float | None) -> None:
+    batch = r.train.batch_size
+    need = int(min(rules["max_steps"], max(rules["min_steps"], math.ceil(rules["epochs"] * s.pairs / batch))))
+    reason = (f"{rules['epochs']} passes over the {s.pairs} pairs at batch {batch}, within "
+              f"[{rules['min_steps']}, {rules['max_steps']}]")
+    steps = need
+    if budget is not None and per_step is not None:
+        affordable = int(BUDGET_SHARE * budget / per_step)
+        if affordable < need:
+            steps = max(1, affordable)
+            reason += f"; the budget of {budget:.0f} s affords only {affordable} at {per_step:.3g} s per step"
+        else:
+            reason += f"; fits the budget ({need * per_step:.0f} s of {budget:.0f} s at {per_step:.3g} s per step)"
+    r.choose("train.steps", steps, reason)
+    warmup = min(MAX_WARMUP, int(WARMUP_SHARE * steps))
+    r.choose("train.warmup_steps", warmup, f"{WARMUP_SHARE:.0%} of the steps, at most {MAX_WARMUP}")
+    r.train.checkpoint_every = max(100, steps // 10)
+    r.train.log_every = max(10, steps // 100)
+
+
+def steps_needed(summary: DataSummary, backbone: str, batch_size: int) -> int:
+    """The fewest steps the recipe considers enough for this data."""
+    rules = MLP if backbone == "mlp" else UNET
+    return int(min(rules["max_steps"], max(rules["min_steps"], math.ceil(rules["epochs"] * summary.pairs / batch_size))))
+
+
+def check_recipe(config: RunConfig, summary: DataSummary) -> list[str]:
+    """Warnings for settings that cannot work on this data: each names the problem and the fix."""
+    t, m = config.train, config.model
+    warnings = []
+    if m.method == "lifting" and m.label_dim == 0:
+        warnings.append("model.label_dim=0: the network regresses to the conditional mean and every generated "
+                        "trajectory is the same (no spread); set model.label_dim >= 64")
+    if t.warmup_steps >= t.steps:
+        warnings.append(f"train.warmup_steps={t.warmup_steps} >= train.steps={t.steps}: the whole run is warm-up "
+                        "and the learning rate never reaches its peak; lower warmup_steps or raise steps")
+    need = steps_needed(summary, m.backbone, t.batch_size)
+    if t.steps < need:
+        warnings.append(f"train.steps={t.steps} is fewer than the {need} this data needs ({summary.pairs} pairs "
+                        f"at batch {t.batch_size}): the model may not fit its labels and the spread collapses; "
+                        "raise the budget or train.steps")
+    return warnings
+
+
+def measure_seconds_per_step(config: RunConfig, frame_shape: tuple[int, ...], steps: int = 5) -> float:
+    """Seconds per training step of this config's model on this machine (forward, backward and AdamW on random
+    data, after one warm-up step): what `auto_recipe` divides a budget by."""
+    import torch
+
+    from stochlift.bench import time_training
+    from stochlift.lifting.model import build_model
+
+    model_config = RunConfig.from_dict(config.to_dict()).model
+    model_config.frame_shape = list(frame_shape)
+    model = build_model(model_config)
+    return 1.0 / time_training(model, tuple(frame_shape), config.train.batch_size, steps, torch.device("cpu"), None,
+                               False)
+
+
+def timed_recipe(summary: DataSummary, budget_seconds: float, steps: int = 5) -> tuple[RunConfig, list[Choice]]:
+    """`auto_recipe` within a wall-clock budget: the recipe's model is timed here first, then the steps fitted."""
+    config, _ = auto_recipe(summary)
+    per_step = measure_seconds_per_step(config, summary.frame_shape, steps)
+    return auto_recipe(summary, budget_seconds, per_step)
