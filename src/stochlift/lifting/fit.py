@@ -13,7 +13,6 @@ resumed from the command line.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,32 +21,17 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike
 
-from stochlift.config import RunConfig, apply_overrides
+from stochlift.config import RunConfig
 from stochlift.errors import StochliftError
+from stochlift.io import write_json
 from stochlift.lifting.generator import Generator
 from stochlift.lifting.pairs import ArraySource
-from stochlift.lifting.recipe import Choice, auto_recipe, check_recipe, summarize, timed_recipe
+from stochlift.lifting.recipe import RECIPE_FILE, Choice, recipe_for_source
 from stochlift.lifting.rollout import rollout
 from stochlift.lifting.train import train
 from stochlift.metrics.field_result import FieldScores
 from stochlift.metrics.field_scores import field_scores
 from stochlift.metrics.qoi import QoI
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_budget(budget: str | float | None) -> float | None:
-    """Seconds of a wall-clock budget: a number of seconds, or "90s", "10m", "1.5h"."""
-    if budget is None or isinstance(budget, (int, float)) and not isinstance(budget, bool):
-        seconds = None if budget is None else float(budget)
-    else:
-        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", str(budget))
-        if not match:
-            raise StochliftError(f"a budget is a time such as 90s, 10m or 1.5h, got {budget!r}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds is not None and not seconds > 0:
-        raise StochliftError(f"a budget must be a positive time, got {budget!r}")
-    return seconds
 
 
 @dataclass
@@ -93,23 +77,13 @@ def fit(
     "10m"); `overrides` ("train.steps=500", ...) change the chosen config; `periodic` says the fields wrap
     around. The recipe's choices and warnings are printed when `progress` is on."""
     source = ArraySource(trajectories)
-    summary = summarize(source, periodic=periodic, seed=seed)
-    seconds = parse_budget(budget)
-    config, choices = timed_recipe(summary, seconds) if seconds is not None else auto_recipe(summary)
-    config = apply_overrides(config, [f"train.seed={seed}", *overrides])
+    recipe = recipe_for_source(source, budget, overrides=overrides, periodic=periodic, seed=seed)
     if progress:
-        print(describe_recipe(summary.describe(), choices, check_recipe(config, summary)))
+        print(recipe.describe())
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="stochlift-fit-")) / "run"
-    result = train(config, run_dir, source=source, periodic=periodic, progress=progress)
-    return FittedGenerator(result.model, result.config, run_dir, choices)
-
-
-def describe_recipe(data: str, choices: Sequence[Choice], warnings: Sequence[str]) -> str:
-    """The recipe as a user reads it: the data, then one line per choice with its reason, then warnings."""
-    lines = [f"automatic recipe for {data}:"]
-    lines += [f"  {c.setting} = {c.value}: {c.reason}" for c in choices]
-    lines += [f"warning: {w}" for w in warnings]
-    return "\n".join(lines)
+    result = train(recipe.config, run_dir, source=source, periodic=periodic, progress=progress)
+    write_json(run_dir / RECIPE_FILE, recipe.to_dict())
+    return FittedGenerator(result.model, result.config, run_dir, recipe.choices)
 
 
 def score(ensemble: ArrayLike, truth: ArrayLike, *, initial_frames: int = 1, qoi: Mapping[str, QoI] | None = None,

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import math
 import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from stochlift.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from stochlift.config import DataConfig, ModelConfig, RunConfig, TrainConfig, apply_overrides
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.data.well import WellSource, is_well_path
 from stochlift.errors import StochliftError
-from stochlift.lifting.pairs import FileSource
+from stochlift.lifting.pairs import FileSource, FrameSource
 
 # ----------------------------------------------------------------------------------- the data summary
 
@@ -59,7 +62,7 @@ class DataSummary:
     @property
     def unit_range(self) -> bool:
         """All values in [0, 1] (probabilities, images): the BCE loss with a sigmoid output fits such data."""
-        return 0.0 <= self.value_range[0] and self.value_range[1] <= 1.0
+        return self.value_range[0] >= 0.0 and self.value_range[1] <= 1.0
 
     def describe(self) -> str:
         start = "a shared start" if self.shared_start else "random starts"
@@ -86,10 +89,19 @@ def summarize(source: Any, *, periodic: bool = False, seed: int = 0) -> DataSumm
                        history_gains=gains, noise_rank=rank)
 
 
-def summarize_file(path: str | os.PathLike, split: str = "train", *, seed: int = 0) -> DataSummary:
-    """The summary of one split of a stochlift trajectory file (periodic when its file says so)."""
+def open_split(path: str | os.PathLike, split: str = "train") -> tuple[FrameSource, bool]:
+    """One split of a stochlift trajectory file or of The Well's files, and whether it is periodic (no full read)."""
+    if is_well_path(path):
+        well = WellSource(path, split)
+        return well, well.periodic
     file = TrajectoryFile(path)
-    return summarize(FileSource(file, split), periodic=file.meta.periodic, seed=seed)
+    return FileSource(file, split), file.meta.periodic
+
+
+def summarize_file(path: str | os.PathLike, split: str = "train", *, seed: int = 0) -> DataSummary:
+    """The summary of one split of a trajectory file (periodic when its file says so)."""
+    source, periodic = open_split(path, split)
+    return summarize(source, periodic=periodic, seed=seed)
 
 
 def _linear_predictability(flat: np.ndarray, seed: int) -> tuple[tuple[float, ...], int | None]:
@@ -153,6 +165,8 @@ UNET = {"lr": 3e-3, "batch": 32, "weight_decay": 1e-4, "epochs": 12, "min_steps"
 MIN_LABEL_DIM, MAX_LABEL_DIM = 64, 1024
 WARMUP_SHARE, MAX_WARMUP = 0.05, 200
 BUDGET_SHARE = 0.9  # of a wall-clock budget spent on steps (the rest: start-up, checkpoints)
+MIN_BUDGET_STEPS = 20  # a budget affording fewer training steps is refused: nothing would be learnt
+RECIPE_FILE = "recipe.json"  # a run's automatic recipe: its choices, reasons and warnings
 
 
 @dataclass(frozen=True)
@@ -276,28 +290,39 @@ def _choose_optimiser(r: _Recipe, rules: dict, backbone: str) -> None:
 
 def _choose_steps(r: _Recipe, s: DataSummary, rules: dict, budget: float | None, per_step: float | None) -> None:
     batch = r.train.batch_size
-    need = int(min(rules["max_steps"], max(rules["min_steps"], math.ceil(rules["epochs"] * s.pairs / batch))))
+    steps = need = steps_needed(s, r.model.backbone, batch)
     reason = (f"{rules['epochs']} passes over the {s.pairs} pairs at batch {batch}, within "
               f"[{rules['min_steps']}, {rules['max_steps']}]")
-    steps = need
     if budget is not None and per_step is not None:
         affordable = int(BUDGET_SHARE * budget / per_step)
+        if affordable < MIN_BUDGET_STEPS:
+            least, wanted = (math.ceil(k * per_step / BUDGET_SHARE) for k in (MIN_BUDGET_STEPS, need))
+            raise StochliftError(f"a budget of {budget:.3g} s affords only {affordable} training steps at "
+                                 f"{per_step:.3g} s each; give at least {least} s (this data wants {need} steps, "
+                                 f"about {wanted} s)")
         if affordable < need:
-            steps = max(1, affordable)
+            steps = affordable
             reason += f"; the budget of {budget:.0f} s affords only {affordable} at {per_step:.3g} s per step"
         else:
             reason += f"; fits the budget ({need * per_step:.0f} s of {budget:.0f} s at {per_step:.3g} s per step)"
     r.choose("train.steps", steps, reason)
-    warmup = min(MAX_WARMUP, int(WARMUP_SHARE * steps))
-    r.choose("train.warmup_steps", warmup, f"{WARMUP_SHARE:.0%} of the steps, at most {MAX_WARMUP}")
-    r.train.checkpoint_every = max(100, steps // 10)
-    r.train.log_every = max(10, steps // 100)
+    _fit_schedule(r.train, steps)
+    r.choose("train.warmup_steps", r.train.warmup_steps, f"{WARMUP_SHARE:.0%} of the steps, at most {MAX_WARMUP}")
+
+
+def _fit_schedule(train: TrainConfig, steps: int, warmup: bool = True) -> None:
+    """Warm-up, checkpoint and log intervals scaled to `steps` (also after a train.steps override)."""
+    if warmup:
+        train.warmup_steps = min(MAX_WARMUP, int(WARMUP_SHARE * steps))
+    train.checkpoint_every = max(100, steps // 10)
+    train.log_every = max(10, steps // 100)
 
 
 def steps_needed(summary: DataSummary, backbone: str, batch_size: int) -> int:
-    """The fewest steps the recipe considers enough for this data."""
+    """The fewest steps the recipe considers enough for this data: `epochs` passes, within the backbone's bounds."""
     rules = MLP if backbone == "mlp" else UNET
-    return int(min(rules["max_steps"], max(rules["min_steps"], math.ceil(rules["epochs"] * summary.pairs / batch_size))))
+    passes = math.ceil(rules["epochs"] * summary.pairs / batch_size)
+    return int(min(rules["max_steps"], max(rules["min_steps"], passes)))
 
 
 def check_recipe(config: RunConfig, summary: DataSummary) -> list[str]:
@@ -323,8 +348,8 @@ def measure_seconds_per_step(config: RunConfig, frame_shape: tuple[int, ...], st
     data, after one warm-up step): what `auto_recipe` divides a budget by."""
     import torch
 
-    from stochlift.bench import time_training
-    from stochlift.lifting.model import build_model
+    from stochlift.lifting.generator import build_model
+    from stochlift.lifting.timing import time_training
 
     model_config = RunConfig.from_dict(config.to_dict()).model
     model_config.frame_shape = list(frame_shape)
@@ -338,3 +363,74 @@ def timed_recipe(summary: DataSummary, budget_seconds: float, steps: int = 5) ->
     config, _ = auto_recipe(summary)
     per_step = measure_seconds_per_step(config, summary.frame_shape, steps)
     return auto_recipe(summary, budget_seconds, per_step)
+
+
+# ------------------------------------------------------------------------------- the recipe for a run
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_budget(budget: str | float | None) -> float | None:
+    """Seconds of a wall-clock budget: a number of seconds, or "90s", "10m", "1.5h" (None: no budget)."""
+    if budget is None:
+        return None
+    if isinstance(budget, (int, float)) and not isinstance(budget, bool):
+        seconds = float(budget)
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smh]?)\s*", str(budget))
+        if not match:
+            raise StochliftError(f"a budget is a time such as 90s, 10m or 1.5h, got {budget!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise StochliftError(f"a budget must be a positive time, got {budget!r}")
+    return seconds
+
+
+@dataclass
+class AutoRecipe:
+    """The automatic recipe for one training set: the config (overrides applied), each choice with its reason,
+    and the warnings `check_recipe` gives for the final config."""
+
+    summary: DataSummary
+    config: RunConfig
+    choices: list[Choice]
+    warnings: list[str]
+    budget_seconds: float | None = None
+
+    def describe(self) -> str:
+        """What a user reads: the data, one line per choice with its reason, then the warnings."""
+        lines = [f"automatic recipe for {self.summary.describe()}:"]
+        lines += [f"  {c.setting} = {c.value}: {c.reason}" for c in self.choices]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+    def to_dict(self) -> dict[str, Any]:
+        """What RUN/recipe.json holds."""
+        return {"data": self.summary.describe(), "budget_seconds": self.budget_seconds,
+                "choices": [{"setting": c.setting, "value": c.value, "reason": c.reason} for c in self.choices],
+                "warnings": list(self.warnings)}
+
+
+def recipe_for_source(source: FrameSource, budget: str | float | None = None, *, overrides: Sequence[str] = (),
+                      periodic: bool = False, seed: int = 0) -> AutoRecipe:
+    """The automatic recipe for a FrameSource: summarized, timed on this machine when there is a budget, then
+    `overrides` ("train.steps=500", ...) applied on top; settings that cannot work are warnings."""
+    seconds = parse_budget(budget)
+    summary = summarize(source, periodic=periodic, seed=seed)
+    config, choices = timed_recipe(summary, seconds) if seconds is not None else auto_recipe(summary)
+    config = apply_overrides(config, [f"train.seed={seed}", *overrides])
+    keys = {item.partition("=")[0].strip() for item in overrides}
+    if "train.steps" in keys:  # the schedule follows the steps the user set, unless set too
+        _fit_schedule(config.train, config.train.steps, warmup="train.warmup_steps" not in keys)
+    config = config.validate()
+    return AutoRecipe(summary, config, choices, check_recipe(config, summary), seconds)
+
+
+def recipe_for_file(path: str | os.PathLike, budget: str | float | None = None, *, split: str = "train",
+                    overrides: Sequence[str] = (), seed: int = 0) -> AutoRecipe:
+    """The automatic recipe for one split of a trajectory file (or The Well's files): what `stochlift train
+    --data FILE` uses without --config; the config reads the data from `path`."""
+    source, periodic = open_split(path, split)
+    recipe = recipe_for_source(source, budget, periodic=periodic, seed=seed,
+                               overrides=[f"data.split={split}", *overrides])
+    recipe.config.data.path = str(path)  # verbatim: a path is not YAML
+    return recipe
