@@ -23,7 +23,6 @@ from numpy.typing import ArrayLike
 
 from stochlift.config import RunConfig
 from stochlift.errors import StochliftError
-from stochlift.io import write_json
 from stochlift.lifting.generator import Generator
 from stochlift.lifting.pairs import ArraySource
 from stochlift.lifting.recipe import RECIPE_FILE, Choice, recipe_for_source
@@ -81,8 +80,8 @@ def fit(
     if progress:
         print(recipe.describe())
     run_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="stochlift-fit-")) / "run"
-    result = train(recipe.config, run_dir, source=source, periodic=periodic, progress=progress)
-    write_json(run_dir / RECIPE_FILE, recipe.to_dict())
+    result = train(recipe.config, run_dir, source=source, periodic=periodic, progress=progress,
+                   files={RECIPE_FILE: recipe.to_dict()})
     return FittedGenerator(result.model, result.config, run_dir, recipe.choices)
 
 

@@ -71,8 +71,9 @@ class DataSummary:
                 f"{self.value_range[1]:.3g}]")
 
 
-def summarize(source: Any, *, periodic: bool = False, seed: int = 0) -> DataSummary:
-    """The summary of a FrameSource (e.g. `ArraySource`, `FileSource`), read in part: at most SAMPLE_BYTES."""
+def summarize(source: Any, *, periodic: bool = False, seed: int = 0, name: str = "the training data") -> DataSummary:
+    """The summary of a FrameSource (e.g. `ArraySource`, `FileSource`), read in part: at most SAMPLE_BYTES;
+    `name` says where the data come from in errors."""
     n, frames, shape = source.n_trajectories, source.frames, tuple(source.frame_shape)
     if frames < 2:
         raise StochliftError(f"trajectories need at least 2 frames (a start and a next frame), got {frames}")
@@ -80,6 +81,8 @@ def summarize(source: Any, *, periodic: bool = False, seed: int = 0) -> DataSumm
     count = int(min(n, max(8, SAMPLE_BYTES // per_trajectory)))
     picks = np.sort(np.random.default_rng(seed).choice(n, size=count, replace=False))
     data = np.stack([source.read(int(i), 0, frames) for i in picks]).astype(np.float64)  # [n, T, *frame]
+    if not np.isfinite(data).all():  # training would refuse them too, after a full read
+        raise NonFiniteData(f"{name} contains NaN or Inf; clean or drop those trajectories before training")
     flat = data.reshape(count, frames, -1)
     starts = flat[:, 0]
     shared = bool(np.all(np.abs(starts - starts[0]) <= 1e-6 * (1.0 + np.abs(starts[0]))))
@@ -101,7 +104,7 @@ def open_split(path: str | os.PathLike, split: str = "train") -> tuple[FrameSour
 def summarize_file(path: str | os.PathLike, split: str = "train", *, seed: int = 0) -> DataSummary:
     """The summary of one split of a trajectory file (periodic when its file says so)."""
     source, periodic = open_split(path, split)
-    return summarize(source, periodic=periodic, seed=seed)
+    return summarize(source, periodic=periodic, seed=seed, name=f"{path}: split {split!r}")
 
 
 def _linear_predictability(flat: np.ndarray, seed: int) -> tuple[tuple[float, ...], int | None]:
@@ -310,12 +313,14 @@ def _choose_steps(r: _Recipe, s: DataSummary, rules: dict, budget: float | None,
     r.choose("train.warmup_steps", r.train.warmup_steps, f"{WARMUP_SHARE:.0%} of the steps, at most {MAX_WARMUP}")
 
 
-def _fit_schedule(train: TrainConfig, steps: int, warmup: bool = True) -> None:
-    """Warm-up, checkpoint and log intervals scaled to `steps` (also after a train.steps override)."""
-    if warmup:
-        train.warmup_steps = min(MAX_WARMUP, int(WARMUP_SHARE * steps))
-    train.checkpoint_every = max(100, steps // 10)
-    train.log_every = max(10, steps // 100)
+def _fit_schedule(train: TrainConfig, steps: int, keep: set[str] = frozenset()) -> None:
+    """Warm-up, checkpoint and log intervals scaled to `steps` (also after a train.steps override), except the
+    settings in `keep` (ones the user set)."""
+    scaled = {"warmup_steps": min(MAX_WARMUP, int(WARMUP_SHARE * steps)), "checkpoint_every": max(100, steps // 10),
+              "log_every": max(10, steps // 100)}
+    for key, value in scaled.items():
+        if f"train.{key}" not in keep:
+            setattr(train, key, value)
 
 
 def steps_needed(summary: DataSummary, backbone: str, batch_size: int) -> int:
@@ -386,6 +391,10 @@ def parse_budget(budget: str | float | None) -> float | None:
     return seconds
 
 
+class NonFiniteData(StochliftError):
+    """The sampled training data hold NaN or Inf (`recipe_for_file` then names where, as training would)."""
+
+
 @dataclass
 class AutoRecipe:
     """The automatic recipe for one training set: the config (overrides applied), each choice with its reason,
@@ -396,33 +405,35 @@ class AutoRecipe:
     choices: list[Choice]
     warnings: list[str]
     budget_seconds: float | None = None
+    overrides: list[str] = field(default_factory=list)  # the user's, applied on top of the choices
 
     def describe(self) -> str:
-        """What a user reads: the data, one line per choice with its reason, then the warnings."""
+        """What a user reads: the data, one line per choice with its reason, the overrides, then the warnings."""
         lines = [f"automatic recipe for {self.summary.describe()}:"]
         lines += [f"  {c.setting} = {c.value}: {c.reason}" for c in self.choices]
+        lines += [f"  {o}: your override, applied on top" for o in self.overrides]
         return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
 
     def to_dict(self) -> dict[str, Any]:
         """What RUN/recipe.json holds."""
         return {"data": self.summary.describe(), "budget_seconds": self.budget_seconds,
                 "choices": [{"setting": c.setting, "value": c.value, "reason": c.reason} for c in self.choices],
-                "warnings": list(self.warnings)}
+                "overrides": list(self.overrides), "warnings": list(self.warnings)}
 
 
 def recipe_for_source(source: FrameSource, budget: str | float | None = None, *, overrides: Sequence[str] = (),
-                      periodic: bool = False, seed: int = 0) -> AutoRecipe:
+                      periodic: bool = False, seed: int = 0, name: str = "the training data") -> AutoRecipe:
     """The automatic recipe for a FrameSource: summarized, timed on this machine when there is a budget, then
     `overrides` ("train.steps=500", ...) applied on top; settings that cannot work are warnings."""
     seconds = parse_budget(budget)
-    summary = summarize(source, periodic=periodic, seed=seed)
+    summary = summarize(source, periodic=periodic, seed=seed, name=name)
     config, choices = timed_recipe(summary, seconds) if seconds is not None else auto_recipe(summary)
     config = apply_overrides(config, [f"train.seed={seed}", *overrides])
     keys = {item.partition("=")[0].strip() for item in overrides}
     if "train.steps" in keys:  # the schedule follows the steps the user set, unless set too
-        _fit_schedule(config.train, config.train.steps, warmup="train.warmup_steps" not in keys)
+        _fit_schedule(config.train, config.train.steps, keep=keys)
     config = config.validate()
-    return AutoRecipe(summary, config, choices, check_recipe(config, summary), seconds)
+    return AutoRecipe(summary, config, choices, check_recipe(config, summary), seconds, list(overrides))
 
 
 def recipe_for_file(path: str | os.PathLike, budget: str | float | None = None, *, split: str = "train",
@@ -430,7 +441,14 @@ def recipe_for_file(path: str | os.PathLike, budget: str | float | None = None, 
     """The automatic recipe for one split of a trajectory file (or The Well's files): what `stochlift train
     --data FILE` uses without --config; the config reads the data from `path`."""
     source, periodic = open_split(path, split)
-    recipe = recipe_for_source(source, budget, periodic=periodic, seed=seed,
-                               overrides=[f"data.split={split}", *overrides])
-    recipe.config.data.path = str(path)  # verbatim: a path is not YAML
+    try:
+        recipe = recipe_for_source(source, budget, periodic=periodic, seed=seed, overrides=overrides,
+                                   name=f"{path}: split {split!r}")
+    except NonFiniteData:
+        from stochlift.lifting.train import open_training_data  # its full check names the file and trajectories
+
+        open_training_data(RunConfig(data=DataConfig(path=str(path), split=split)))
+        raise
+
+    recipe.config.data.path, recipe.config.data.split = str(path), split  # verbatim: a path is not YAML
     return recipe
