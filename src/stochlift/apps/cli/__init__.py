@@ -140,6 +140,9 @@ def _auto_config(data_path: str | None, budget: str | None, overrides: tuple[str
     if not data_path:
         raise StochliftError("no training data: pass --data FILE (the automatic recipe reads it), or a --config "
                              "that sets data.path")
+    if budget is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each rank would time its own steps
+        raise StochliftError("--budget is timed in one process and cannot be shared under torchrun: run the recipe "
+                             "once without torchrun to see its train.steps, then pass train.steps=N here")
     split = next((o.partition("=")[2].strip() for o in overrides if o.partition("=")[0].strip() == "data.split"),
                  "train")
     recipe = recipe_for_file(data_path, budget, split=split, overrides=list(overrides))
