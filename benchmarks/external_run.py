@@ -59,14 +59,14 @@ def train_and_sample(data: Path, run: Path, overrides: tuple[str, ...], budget: 
         if (run / CHECKPOINT_NAME).exists():  # interrupted: go on from its checkpoint with its config.yaml
             command = _cli("train", "--data", str(data), "--out", str(run), "--resume", "--quiet")
         started = time.perf_counter()
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # errors on stderr
         record.update(train_seconds=round(time.perf_counter() - started, 1), train_command=_shown(command))
     samples = run / "samples.h5"
     command = _cli("sample", "--run", str(run), "--out", str(samples), "--trajectories", str(n),
                    "--initial", str(data), "--initial-split", "test", "--seed", str(seed), "--device", "cpu",
                    "--quiet")
     samples.unlink(missing_ok=True)
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)  # errors on stderr
     record["sample_command"] = _shown(command)
     config = (run / "config.yaml").read_text()
     recipe = run / "recipe.json"
