@@ -2,6 +2,7 @@
 them, and imported through the CLI (`stochlift data import`), for issue 20's evidence.
 
     python benchmarks/external_problems.py generate --out DIR [--only NAME ...] [--seed 0]
+    python benchmarks/external_problems.py run --data DIR [--only NAME ...] [--budget 10m] [--results STEM]
     python benchmarks/external_problems.py list
 
 Needs the optional `external` extra (`pip install -e ".[external]"`: py-pde, torchsde, the-well); stochlift
@@ -12,7 +13,7 @@ itself never imports these libraries. The problems (settings in PROBLEMS; each h
                      saved as .npz (stored) with arrays h [N, T, X], t, x        -> --array h --layout N,T,X
     ks1d             py-pde KuramotoSivashinskyPDE with additive noise, periodic line of 64 points, from one
                      small shared wave; saved as HDF5 like a solver's output, simulation/u [T, N, X]
-                                                                                 -> --dataset simulation/u --layout T,N,X
+                                                                            -> --dataset simulation/u --layout T,N,X
     kpz2d            py-pde KPZInterfacePDE on a periodic 32 x 32 grid, flat start; .npy [N, T, H, W] float32
                                                                                  -> --layout N,T,H,W
     lorenz           torchsde: the stochastic Lorenz system of torchsde's latent-SDE example (multiplicative
@@ -27,9 +28,9 @@ itself never imports these libraries. The problems (settings in PROBLEMS; each h
 For each problem: DIR/NAME/raw/ (the library's output as saved), DIR/NAME/data.h5 (the import), and
 DIR/NAME/settings.json (library and version, every parameter, the seed, shapes, seconds, the import command).
 DIR/manifest.json lists every problem in DIR (each with the command and date that made it) and the machine;
-benchmarks/results/external_problems_data.json keeps a copy. `load_problems(DIR)` hands the problems to the training and evaluation
-half (the automatic recipe against the d = 0 regressor and resampled training trajectories, scores relative to
-their floors), which is a later `run` stage of this script: it is not written yet.
+benchmarks/results/external_problems_data.json keeps a copy. `load_problems(DIR)` hands the problems to the `run`
+stage (benchmarks/external_run.py): the automatic recipe within --budget against the d = 0 regressor and resampled
+training trajectories, scores relative to their floors, into benchmarks/results/external_problems.{json,md}.
 """
 
 from __future__ import annotations
@@ -280,7 +281,7 @@ def generate(problem: Problem, out: Path, seed: int) -> dict[str, Any]:
         shape = {"splits": data.splits, "frames": data.meta.frames, "frame_shape": list(data.meta.frame_shape),
                  "fields": list(data.meta.field_names), "boundaries": list(data.meta.bc_types)}
     record = {"command": " ".join(["python", *sys.argv]),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "name": problem.name, "library": problem.library, "version": _version(problem.library),
               "settings": problem.settings, "seed": own_seed, "master_seed": seed, **shape,
               "import_command": " ".join(c.replace(str(out), "$OUT") for c in command),
@@ -307,11 +308,24 @@ def main() -> None:
     make.add_argument("--out", type=Path, required=True, help="folder for the data (large: not for the repository)")
     make.add_argument("--only", nargs="+", choices=sorted(PROBLEMS), help="these problems only")
     make.add_argument("--seed", type=int, default=0)
+    run = stages.add_parser("run", help="train, sample and score every generated problem (resumable)")
+    run.add_argument("--data", type=Path, required=True, help="the folder the generate stage wrote (its --out)")
+    run.add_argument("--only", nargs="+", choices=sorted(PROBLEMS), help="these problems only")
+    run.add_argument("--budget", default="10m", help="wall-clock training budget per model (stochlift train --budget)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--samples", type=int, help="generated trajectories per model (default: the test split's size)")
+    run.add_argument("--results", type=Path, default=RESULTS / "external_problems",
+                     help="STEM of the results: STEM.json and STEM.md")
     stages.add_parser("list", help="the problems and their settings")
     args = parser.parse_args()
     if args.stage == "list":
         for problem in PROBLEMS.values():
             print(f"{problem.name} ({problem.library}): {json.dumps(problem.settings)}")
+        return
+    if args.stage == "run":
+        from external_run import run_stage  # beside this script
+
+        run_stage(load_problems(args.data), args.only, args.budget, args.seed, args.samples, args.results)
         return
     for name in args.only or PROBLEMS:
         generate(PROBLEMS[name], args.out, args.seed)

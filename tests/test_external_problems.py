@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -51,3 +52,31 @@ def test_a_problem_is_saved_as_a_user_would_and_imported_as_recorded(tmp_path: P
         "stochlift data import $OUT/linear_gaussian/raw/paths.npy --layout N,T,D")
     assert data.meta.time == pytest.approx(0.1 * np.arange(6))
     assert external.load_problems(tmp_path)["linear_gaussian"]["seed"] == record["seed"]
+
+
+def _external_run():
+    spec = importlib.util.spec_from_file_location("external_run", ROOT / "benchmarks" / "external_run.py")
+    module = sys.modules["external_run"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_run_stage_scores_and_tables(tmp_path: Path) -> None:
+    """The run stage's scoring and results table, on exact samples (training is left to the benchmark itself:
+    `run --only linear_gaussian --budget 20s` end to end takes minutes)."""
+    run = _external_run()
+    s = {**external.PROBLEMS["linear_gaussian"].settings, "frames": 8}
+    truth, same = external.linear_gaussian_samples(s, 64, seed=0), external.linear_gaussian_samples(s, 64, seed=1)
+    exact = run.score(same, truth, seed=0)
+    collapsed = run.score(np.repeat(same.mean(0, keepdims=True), 64, axis=0), truth, seed=0)
+    assert exact["spread"] == pytest.approx(1, abs=0.2) and collapsed["spread"] == pytest.approx(0, abs=1e-6)
+    assert exact["sliced_w2"]["ratio"] < 2 < collapsed["sliced_w2"]["ratio"]
+    records = {name: {**r, "within": r["sliced_w2"]["ratio"] <= 2, "train_seconds": 0.0}
+               for name, r in (("resample", exact), ("d0", collapsed))}
+    stem = tmp_path / "results" / "external_problems"
+    run.write_results(stem, {"linear_gaussian": records}, "python benchmarks/external_problems.py run", "20s")
+    run.write_results(stem, {"other": records}, "again", "20s")  # --only merges into what is there
+    saved = json.loads(stem.with_suffix(".json").read_text())
+    assert set(saved["problems"]) == {"linear_gaussian", "other"} and saved["budget"] == "20s"
+    table = stem.with_suffix(".md").read_text()
+    assert "| linear_gaussian | d0 |" in table and "| no |" in table and "Machine: " in table

@@ -3,6 +3,9 @@
 The public API, importable from here (each name is imported on first use, so `import stochlift` is cheap):
 
     import stochlift
+    gen = stochlift.fit(X, budget="10m")                    # your own trajectories X [N, T, *state]
+    ens = gen.sample(x0, frames=50, n=256)
+    print(stochlift.score(ens, truth).summary())            # every score over its truth-vs-truth floor
     stochlift.make_wave_dataset("wave.h5")
     config = stochlift.apply_overrides(stochlift.load_config("wave-quick"), ["data.path=wave.h5"])
     result = stochlift.train(config, "runs/wave")
@@ -57,6 +60,8 @@ _EXPORTS = {
     "rollout": "stochlift.lifting.rollout", "rollout_batches": "stochlift.lifting.rollout",
     "rollout_chunks": "stochlift.lifting.rollout", "sample_to_file": "stochlift.lifting.rollout",
     "FastOptions": "stochlift.lifting.fast", "SamplingPipeline": "stochlift.lifting.sampling",
+    "fit": "stochlift.lifting.fit", "score": "stochlift.lifting.fit", "FittedGenerator": "stochlift.lifting.fit",
+    "recipe_for_file": "stochlift.lifting.recipe", "AutoRecipe": "stochlift.lifting.recipe",
     # evaluation
     "evaluate_files": "stochlift.evaluation.evaluate", "forecast_scores": "stochlift.evaluation.forecast",
     # applications
@@ -73,8 +78,10 @@ __all__ = [
     "METHODS",
     "PROBLEMS",
     "ArraySource",
+    "AutoRecipe",
     "BackboneSpec",
     "FastOptions",
+    "FittedGenerator",
     "Generator",
     "LiftedModel",
     "Problem",
@@ -91,6 +98,7 @@ __all__ = [
     "build_report",
     "evaluate_files",
     "export_trajectories",
+    "fit",
     "forecast_scores",
     "get_problem",
     "list_presets",
@@ -100,6 +108,7 @@ __all__ = [
     "make_flow_dataset",
     "make_wave_dataset",
     "pretrained_names",
+    "recipe_for_file",
     "rollout",
     "rollout_batches",
     "rollout_chunks",
@@ -109,6 +118,7 @@ __all__ = [
     "run_finished",
     "sample_to_file",
     "save_config",
+    "score",
     "show_config",
     "train",
     "train_best_of",
@@ -153,11 +163,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from stochlift.evaluation.evaluate import evaluate_files
     from stochlift.evaluation.forecast import forecast_scores
     from stochlift.lifting.fast import FastOptions
+    from stochlift.lifting.fit import FittedGenerator, fit, score
     from stochlift.lifting.generator import Generator, build_model
     from stochlift.lifting.model import LiftedModel
     from stochlift.lifting.pairs import ArraySource
     from stochlift.lifting.pretrained import load_pretrained, pretrained_names
     from stochlift.lifting.preview import show_config
+    from stochlift.lifting.recipe import AutoRecipe, recipe_for_file
     from stochlift.lifting.rollout import rollout, rollout_batches, rollout_chunks, sample_to_file
     from stochlift.lifting.runs import load_run, run_finished
     from stochlift.lifting.sampling import SamplingPipeline

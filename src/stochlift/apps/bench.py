@@ -36,7 +36,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -53,6 +52,7 @@ from stochlift.lifting.fast import (
     resolve_device,
 )
 from stochlift.lifting.generator import Generator, as_module, build_model
+from stochlift.lifting.timing import time_training
 from stochlift.models import BACKBONES
 from stochlift.models.unet import DEPTH_PRESETS
 
@@ -352,45 +352,6 @@ def time_steps(engine: FastRollout, batch: int, seconds: float = 1.0, max_steps:
     timed = time_rollout(engine, batch, steps, repeats=repeats, warmup=0)
     return {"seconds_per_step": timed["seconds"] / steps, "steps_timed": steps, "repeats": repeats,
             "pass_seconds": timed["seconds_all"], "first_call_seconds": first_call}
-
-
-def time_training(model: Generator, frame_shape: tuple[int, ...], batch: int, steps: int, device: torch.device,
-                  dtype: torch.dtype | None, channels_last: bool, *, fused: bool = False,
-                  compile: bool | str = False, warmup: int = 1) -> float:
-    """Training steps per second: forward + backward + AdamW on random data, after `warmup` steps.
-
-    `fused` takes AdamW's fused kernel (one launch for all parameters) instead of its foreach default;
-    `compile` torch.compiles the loss (forward and backward; True or a mode name), compiled in the warm-up."""
-    model = model.to(device).train()
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    fused_kernel: dict[str, Any] = {"fused": True} if fused else {}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **fused_kernel)
-    window = torch.randn(batch, model.window, *frame_shape, device=device)
-    target = torch.randn(batch, *frame_shape, device=device)
-    noise = {k: v.to(device) for k, v in model.training_noise(batch, 0).batch(np.arange(batch), 0).items()}
-    if channels_last and window.dim() == 5:  # the input as the first convolution reads it
-        window = window.flatten(1, 2).contiguous(memory_format=torch.channels_last).view_as(window)
-    loss_fn = model.loss
-    if compile:
-        loss_fn = torch.compile(model.loss, dynamic=False,
-                                mode=None if compile in (True, "default") else cast(str, compile))  # a mode name
-
-    def one() -> None:
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            loss = loss_fn(window, target, **noise)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    for _ in range(max(1, warmup)):
-        one()
-    _sync(device)
-    began = time.perf_counter()
-    for _ in range(steps):
-        one()
-    _sync(device)
-    return steps / (time.perf_counter() - began)
 
 
 # ------------------------------------------------------------------------------------------ the run

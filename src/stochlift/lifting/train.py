@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -193,18 +195,21 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    files: Mapping[str, Any] | None = None,
 ) -> TrainResult:
     """Train a model (the config's method); writes run_dir/config.yaml and run_dir/checkpoint.safetensors.
 
-    `source` overrides config.data (e.g. an in-memory ArraySource); `stop_after` ends the run early at
-    that step (as if interrupted) and is what the resume tests use. Launched by torchrun, every process
+    `source` overrides config.data (e.g. an in-memory ArraySource); `files` are JSON files (name -> content)
+    written beside config.yaml once training starts, such as the automatic recipe's recipe.json (so a run
+    that fails to start leaves none behind); `stop_after` ends the run early at that step (as if
+    interrupted) and is what the resume tests use. Launched by torchrun, every process
     trains its shard of each global batch with gradients all-reduced (DDP); rank 0 alone writes.
     """
     config = RunConfig.from_dict(config.to_dict())  # a private, validated copy
     ctx = distributed.setup(config.train.device)
     run_dir = Path(run_dir)
     with run_lock(run_dir, ctx):
-        run = _setup(config, run_dir, ctx, source, periodic, resume)
+        run = _setup(config, run_dir, ctx, source, periodic, resume, files or {})
         with RunLog(run.run_dir, first_step=run.state.step, total=config.train.steps,
                     batch_size=config.train.batch_size, enabled=ctx.is_main, progress=progress) as log:
             return _train(run, log, stop_after)
@@ -305,7 +310,7 @@ class _Run:
 
 
 def _setup(config: RunConfig, run_dir: Path, ctx: distributed.DistContext, source: FrameSource | None,
-           periodic: bool, resume: bool) -> _Run:
+           periodic: bool, resume: bool, files: Mapping[str, Any]) -> _Run:
     """Data, resolved config, model, optimizer, training noise and features; resumed state when asked."""
     t = config.train
     micro = distributed.check_batch(t.batch_size, ctx.world_size, t.grad_accum)  # rows per micro-batch
@@ -349,7 +354,7 @@ def _setup(config: RunConfig, run_dir: Path, ctx: distributed.DistContext, sourc
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(config, run_dir / "config.yaml")
-        for name, content in data.source.run_metadata().items():  # e.g. The Well's normalisation, for sampling
+        for name, content in {**data.source.run_metadata(), **files}.items():  # e.g. The Well's normalisation
             write_json(run_dir / name, content)
     rows = slice(ctx.rank * micro * t.grad_accum, (ctx.rank + 1) * micro * t.grad_accum)
     perturbations: list[Perturbation] = []

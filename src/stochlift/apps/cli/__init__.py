@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,9 @@ from stochlift.apps.cli.data import LazyChoice, Renamed, data, positive
 from stochlift.apps.cli.export import export
 from stochlift.config import CONSTRAINTS
 from stochlift.errors import StochliftError
+
+if TYPE_CHECKING:
+    from stochlift.lifting.recipe import AutoRecipe
 
 
 def _version() -> str:
@@ -65,7 +69,12 @@ def _demo_names() -> list[str]:
                    "them (e.g. DATASET/data/train), one such file, or a dataset folder DATASET (data.split picks "
                    "DATASET/data/SPLIT).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory to create.")
-@click.option("--config", "config_name", help="Preset name from configs/ (e.g. wave-quick) or a YAML file.")
+@click.option("--config", "config_name",
+              help="Preset name from configs/ (e.g. wave-quick) or a YAML file; without it (or `auto`) the automatic "
+                   "recipe chooses the config from the data (docs/auto_recipe.md) and writes its reasons to "
+                   "OUT/recipe.json.")
+@click.option("--budget", help="Wall-clock budget for training with the automatic recipe, e.g. 90s, 10m, 1.5h: the "
+                               "steps are what fits, timed on this machine.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped.")
 @click.option("--best-of", type=int, default=1, show_default=True, callback=positive,
               help="Train K seeds (train.seed .. + K - 1) side by side into OUT/seed<S> and keep the one whose "
@@ -73,28 +82,42 @@ def _demo_names() -> list[str]:
                    "Re-running continues unfinished seeds.")
 @click.option("--quiet", is_flag=True, help="No progress bar or progress messages (errors only).")
 @click.argument("overrides", nargs=-1, metavar="[SECTION.KEY=VALUE]...")
-def train(data_path: str | None, out: str, config_name: str | None, resume: bool, best_of: int, quiet: bool,
-          overrides: tuple[str, ...]) -> None:
+def train(data_path: str | None, out: str, config_name: str | None, budget: str | None, resume: bool, best_of: int,
+          quiet: bool, overrides: tuple[str, ...]) -> None:
     """Train a lifted model: fixed random labels, plain regression (Algorithm 1).
 
+    Without --config the automatic recipe picks backbone, window, label dimension, batch, learning rate,
+    warm-up and steps from the data (and --budget), printing each choice and its reason.
     Overrides change any config value, e.g. `train.steps=500 model.label_dim=0`. The ARDM baseline trains
     the same way: `model.method=ardm model.label_dim=0 model.loss=huber model.diffusion_steps=20`.
     On several GPUs (or CPU processes), launch it with torchrun:
     `torchrun --nproc_per_node 4 -m stochlift train ...` (data parallel, same result as one process).
     """
     from stochlift.config import apply_overrides, load_config
+    from stochlift.lifting.recipe import RECIPE_FILE
     from stochlift.lifting.run_log import where_to_look
     from stochlift.lifting.train import train as train_run
 
-    if resume and config_name is None and (Path(out) / "config.yaml").is_file():
+    if resume and config_name in (None, "auto") and (Path(out) / "config.yaml").is_file():
         config_name = str(Path(out) / "config.yaml")  # resume the run as it was configured
-    config = apply_overrides(load_config(config_name), list(overrides))
-    if data_path:
-        config.data.path = data_path  # verbatim: a path is not YAML
+    files = {}  # what the run keeps beside its config: the automatic recipe's choices and reasons
+    if config_name in (None, "auto"):
+        recipe = _auto_config(data_path, budget, overrides, quiet)
+        config, files = recipe.config, {RECIPE_FILE: recipe.to_dict()}
+    else:
+        if budget is not None:
+            raise StochliftError("--budget applies to the automatic recipe only: drop --config (or pass "
+                                 "--config auto), or set train.steps")
+        config = apply_overrides(load_config(config_name), list(overrides))
+        if data_path:
+            config.data.path = data_path  # verbatim: a path is not YAML
     if best_of > 1:
         from stochlift.apps.selection import train_best_of
+        from stochlift.io import write_json
 
         seeds = range(config.train.seed, config.train.seed + best_of)
+        if files:
+            write_json(Path(out) / RECIPE_FILE, files[RECIPE_FILE])
         selection = train_best_of(config, out, seeds, progress=not quiet)
         for seed, scores in selection.scores.items():
             shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
@@ -102,11 +125,30 @@ def train(data_path: str | None, out: str, config_name: str | None, resume: bool
         click.echo(f"kept {selection.chosen}")
         click.echo("\n".join(where_to_look(selection.chosen, logdir=out)))
         return
-    result = train_run(config, out, resume=resume, progress=not quiet)
+    result = train_run(config, out, resume=resume, progress=not quiet, files=files)
     last = result.history[-1].get("loss", float("nan")) if result.history else float("nan")
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
         click.echo(f"trained {out} (final loss {last:.4g})")
         click.echo("\n".join(where_to_look(out)))
+
+
+def _auto_config(data_path: str | None, budget: str | None, overrides: tuple[str, ...], quiet: bool) -> AutoRecipe:
+    """The automatic recipe for `train` (stochlift.lifting.recipe.recipe_for_file): its choices and warnings
+    printed unless --quiet (errors only)."""
+    from stochlift.lifting.recipe import recipe_for_file
+
+    if not data_path:
+        raise StochliftError("no training data: pass --data FILE (the automatic recipe reads it), or a --config "
+                             "that sets data.path")
+    if budget is not None and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each rank would time its own steps
+        raise StochliftError("--budget is timed in one process and cannot be shared under torchrun: run the recipe "
+                             "once without torchrun to see its train.steps, then pass train.steps=N here")
+    split = next((o.partition("=")[2].strip() for o in overrides if o.partition("=")[0].strip() == "data.split"),
+                 "train")
+    recipe = recipe_for_file(data_path, budget, split=split, overrides=list(overrides))
+    if not quiet and os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+        click.echo(recipe.describe())  # the choices with their reasons, then the warnings
+    return recipe
 
 
 @cli.command()
