@@ -75,7 +75,7 @@ def _ensure_same(name: str, *arrays: np.ndarray) -> None:
 
 
 def moment_maps_png(true_mean: ArrayLike, generated_mean: ArrayLike, true_std: ArrayLike, generated_std: ArrayLike,
-                    times: Sequence[float], *, display: Mapping[str, Any]) -> bytes:
+                    times: np.ndarray | Sequence[float], *, display: Mapping[str, Any]) -> bytes:
     """Per-point mean and std maps [F, H, W] at F times: rows true mean, generated mean, true std, generated std.
 
     Means share one colour scale, stds another (0 to the largest std shown), so a column compares like with like.
@@ -110,8 +110,8 @@ def _show_rgb(frame: np.ndarray) -> np.ndarray:
     return frame[0] if frame.shape[0] == 1 else np.clip(np.moveaxis(frame, 0, -1), 0.0, 1.0)
 
 
-def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: Sequence[int], times: Sequence[float],
-                  *, display: Mapping[str, Any], static: ArrayLike | None = None, static_name: str = "") -> bytes:
+def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: Sequence[int],
+                  times: np.ndarray | Sequence[float], *, display: Mapping[str, Any], static: ArrayLike | None = None, static_name: str = "") -> bytes:
     """Trajectories [k, T, H, W] (or RGB [k, T, 3, H, W]) at `frames`: k true rows, then k generated rows.
 
     `static` [k, H, W]: the true trajectories' hidden static fields (Wave's speed c(x), Flow's log-permeability),
@@ -338,7 +338,7 @@ def rollout_lines_png(true: ArrayLike | None, generated: ArrayLike | None, time:
 # -------------------------------------------------------------------------------------------- spectra
 
 
-def spectrum_png(true: ArrayLike, generated: ArrayLike, times: Sequence[float]) -> bytes:
+def spectrum_png(true: ArrayLike, generated: ArrayLike, times: np.ndarray | Sequence[float]) -> bytes:
     """Radially averaged power spectra [F, K] (ensemble mean, shells 1..K) at F times: true solid, generated dashed."""
     ref, gen = np.asarray(true, dtype=np.float64), np.asarray(generated, dtype=np.float64)
     _ensure_same("spectra", ref, gen)
