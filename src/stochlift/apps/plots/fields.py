@@ -111,7 +111,8 @@ def _show_rgb(frame: np.ndarray) -> np.ndarray:
 
 
 def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: Sequence[int],
-                  times: np.ndarray | Sequence[float], *, display: Mapping[str, Any], static: ArrayLike | None = None, static_name: str = "") -> bytes:
+                  times: np.ndarray | Sequence[float], *, display: Mapping[str, Any],
+                  static: ArrayLike | None = None, static_name: str = "") -> bytes:
     """Trajectories [k, T, H, W] (or RGB [k, T, 3, H, W]) at `frames`: k true rows, then k generated rows.
 
     `static` [k, H, W]: the true trajectories' hidden static fields (Wave's speed c(x), Flow's log-permeability),
