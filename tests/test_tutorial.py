@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-nbformat = pytest.importorskip("nbformat", reason="the tutorial test needs nbformat, nbclient and ipykernel (test extra)")
+nbformat = pytest.importorskip(
+    "nbformat", reason="the tutorial test needs nbformat, nbclient and ipykernel (test extra)"
+)
 nbclient = pytest.importorskip("nbclient")
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "docs" / "tutorial.ipynb"

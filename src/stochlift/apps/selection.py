@@ -101,7 +101,10 @@ def validation_scores(run: Path, split: str, trajectories: int, *, seed: int,
     constraint, as the demo samples); kept in run/<split>-samples.h5 and run/<split>-metrics.json."""
     if not (run / "config.yaml").is_file():
         raise StochliftError(f"{run} holds no trained run (no config.yaml)")
-    data = Path(load_config(run / "config.yaml").data.path)
+    data_path = load_config(run / "config.yaml").data.path
+    if data_path is None:
+        raise StochliftError(f"{run} records no data file to score its samples against")
+    data = Path(data_path)
     samples, metrics = run / f"{split}-samples.h5", run / f"{split}-metrics.json"
     if not samples.is_file():
         sample_to_file(run, samples, trajectories=trajectories, initial=data, initial_split=split, seed=seed,

@@ -20,12 +20,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from stochlift.errors import StochliftError
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["FlowParams", "FlowRun", "fractional_flow", "mobilities", "run_flow", "solve_flow", "solve_pressure",
            "step_plan"]
@@ -102,14 +106,18 @@ class FlowRun:
         return (self.saturation - self.swc).sum(axis=(1, 2)) * self.pore_volume
 
 
-def mobilities(s: np.ndarray, params: FlowParams) -> tuple[np.ndarray, np.ndarray]:
+# saturations as numpy arrays or torch tensors (array methods only: the sampling constraint passes tensors)
+_Field = TypeVar("_Field", np.ndarray, "torch.Tensor")
+
+
+def mobilities(s: _Field, params: FlowParams) -> tuple[_Field, _Field]:
     """Quadratic Corey mobilities: lambda_w = S^2 / mu_w, lambda_o = (1 - S)^2 / mu_o, S normalised.
     Array methods only, so torch tensors work too (the sampling constraint's water balance)."""
     norm = ((s - params.swc) / (1.0 - params.swc - params.sor)).clip(0.0, 1.0)
     return norm * norm / params.mu_w, (1.0 - norm) * (1.0 - norm) / params.mu_o
 
 
-def fractional_flow(s: np.ndarray, params: FlowParams) -> np.ndarray:
+def fractional_flow(s: _Field, params: FlowParams) -> _Field:
     """Water fractional flow f = lambda_w / (lambda_w + lambda_o) (the total mobility is never zero)."""
     lw, lo = mobilities(s, params)
     return lw / (lw + lo)

@@ -127,6 +127,7 @@ def run_video_protocol(
         truth = test.read(split, v, protocol.predicted)
         best.add(generated[:, protocol.predicted], truth)
         if fake is not None:
+            assert extractor is not None  # fake is made only with an extractor
             fake.add(extractor(generated[:, protocol.fvd_frames]))
 
     asked = {"context_frames": context_frames, "predicted_frames": predicted_frames, "samples": samples,

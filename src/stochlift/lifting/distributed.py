@@ -84,7 +84,7 @@ def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ and "LOCAL_RANK" in os.environ
 
 
-def setup(device: str = "auto") -> DistContext:
+def setup(device: str | torch.device = "auto") -> DistContext:
     """Join the process group torchrun describes (nccl on CUDA, gloo on the CPU), or run alone.
 
     With CUDA each process takes GPU `LOCAL_RANK`. A process group that already exists is used as it is:

@@ -79,7 +79,7 @@ def resolve_device(device: str | torch.device | None, model: nn.Module | None = 
 class FastOptions:
     """How to run the one-step update; see the module docstring."""
 
-    device: str | None = None
+    device: str | torch.device | None = None  # as resolve_device takes it
     autocast: str | None = None
     channels_last: bool = False
     compile: bool | str = False

@@ -18,6 +18,7 @@ hashes its share of the blocks and the digests are summed over ranks (each block
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Callable
@@ -70,7 +71,7 @@ def file_blocks(file: TrajectoryFile, split: str, rows: int) -> list[Block]:
     blocks = []
     for start in range(0, rows, per):
         stop = min(start + per, rows)
-        blocks.append(Block(read=lambda s=slice(start, stop): file.read(split, s, raw=True),
+        blocks.append(Block(read=functools.partial(file.read, split, slice(start, stop), raw=True),
                             where=f"{file.path}: split {split!r} contains NaN or Inf (in trajectories "
                                   f"{start}..{stop - 1})"))
     return blocks
@@ -78,7 +79,7 @@ def file_blocks(file: TrajectoryFile, split: str, rows: int) -> list[Block]:
 
 def well_blocks(well: WellSource) -> list[Block]:
     """The Well's files in blocks, as the model sees them (normalised)."""
-    return [Block(read=lambda b=(f, r, t): well.read_block(*b), where=well.describe_block(f, r, t))
+    return [Block(read=functools.partial(well.read_block, f, r, t), where=well.describe_block(f, r, t))
             for f, r, t in well.blocks(BLOCK_BYTES)]
 
 

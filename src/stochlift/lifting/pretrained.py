@@ -187,6 +187,8 @@ def meta_record(meta: TrajectoryMeta) -> dict[str, Any]:
 
 def meta_from_record(raw: dict[str, Any]) -> TrajectoryMeta:
     arrays = {k: None if raw.get(k) is None else np.asarray(raw[k], dtype=np.float64) for k in ("time", "x", "y")}
+    if arrays["time"] is None:
+        raise StochliftError("a pretrained file's data record has no time axis")
     return TrajectoryMeta(
         dataset_name=raw["dataset_name"], problem=raw["problem"], field_names=tuple(raw["field_names"]),
         time=arrays["time"], x=arrays["x"], y=arrays["y"], periodic=bool(raw["periodic"]),
@@ -207,6 +209,8 @@ def pack_pretrained(run_dir: str | os.PathLike, out: str | os.PathLike, *, remak
     if state.step != config.train.steps:
         raise StochliftError(f"{run_dir} has trained {state.step} of {config.train.steps} steps; finish it first")
     data_path, config.data.path = config.data.path, None  # the data set is recorded by `remake`, not a local path
+    if data_path is None:
+        raise StochliftError(f"{run_dir} records no data file to take the first test frames from")
     prefix = EMA.PREFIX if any(k.startswith(EMA.PREFIX) for k in tensors) else "model."
     weights = {WEIGHTS + k[len(prefix):]: v.contiguous() for k, v in tensors.items() if k.startswith(prefix)}
     with TrajectoryFile(data_path) as data:

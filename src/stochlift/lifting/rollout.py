@@ -14,7 +14,7 @@ from stochlift.data.trajectories import TrajectoryFile, TrajectoryMeta, Trajecto
 from stochlift.errors import StochliftError
 from stochlift.io import refuse_overwriting_inputs
 from stochlift.lifting.fast import FastOptions, FastRollout
-from stochlift.lifting.generator import Generator
+from stochlift.lifting.generator import Generator, as_module
 from stochlift.lifting.labels import stream_seed
 from stochlift.lifting.pairs import initial_window
 from stochlift.lifting.runs import load_run, run_files  # noqa: F401  (load_run: imported from here)
@@ -108,7 +108,7 @@ def _rollout(
     n, k = initial.shape[:2]
     if frames <= k:
         raise StochliftError(f"asked for {frames} frames but {k} are given as initial frames; ask for more")
-    engine = FastRollout(model, tuple(initial.shape[2:]), options, constraint)
+    engine = FastRollout(as_module(model), tuple(initial.shape[2:]), options, constraint)
     if batch_size == "auto":
         batch_size = engine.auto_batch_size(limit=n)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:

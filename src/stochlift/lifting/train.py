@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -101,7 +101,7 @@ def open_source(config: RunConfig, ctx: distributed.DistContext | None = None) -
 def given_data(source: FrameSource, periodic: bool, ctx: distributed.DistContext) -> TrainingData:
     """A source handed to `train` directly: its fingerprint where it can be read (a split of a file, arrays)."""
     if isinstance(source, FileSource):
-        fingerprint = scan(file_blocks(source.file, source.split, source.n_trajectories), ctx)
+        fingerprint: str | None = scan(file_blocks(source.file, source.split, source.n_trajectories), ctx)
         identity = data_identity(source.file.meta, fingerprint, path=str(source.file.path.resolve()),
                                  split=source.split, rows=source.n_trajectories)
     else:
@@ -227,7 +227,9 @@ def _train(run: _Run, log: RunLog, stop_after: int | None) -> TrainResult:
         run.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=ctx.device)
         for k, part in enumerate(batch.parts(t.grad_accum)):  # DDP all-reduces after the last micro-batch
-            with run.trainer.no_sync() if ctx.enabled and k < t.grad_accum - 1 else contextlib.nullcontext():
+            # ctx.enabled: the trainer is the DistributedDataParallel wrapper (see _setup)
+            ddp = cast(torch.nn.parallel.DistributedDataParallel, run.trainer)
+            with ddp.no_sync() if ctx.enabled and k < t.grad_accum - 1 else contextlib.nullcontext():
                 with run.amp.autocast():
                     window = part.window.to(ctx.device, non_blocking=True)
                     for perturbation in run.perturbations:

@@ -35,11 +35,17 @@ def run_data_path(run_dir: str | os.PathLike) -> str | None:
     return ((raw or {}).get("data") or {}).get("path") if isinstance(raw, dict) else None
 
 
+def _data_path(config: RunConfig, then: str) -> str:
+    if config.data.path is None:
+        raise StochliftError(f"the run records no data file; {then}")
+    return config.data.path
+
+
 def run_normalization(run_dir: str | os.PathLike, config: RunConfig) -> dict[str, Any]:
     path = Path(run_dir) / NORMALIZATION_FILE
     if path.is_file():
         return json.loads(path.read_text())
-    return WellSource(config.data.path, config.data.split).normalization()
+    return WellSource(_data_path(config, f"its {NORMALIZATION_FILE} is missing too"), config.data.split).normalization()
 
 
 def _initial_source(config: RunConfig, initial: str | os.PathLike | None, split: str | None) -> Any:
@@ -49,7 +55,8 @@ def _initial_source(config: RunConfig, initial: str | os.PathLike | None, split:
         if is_well_path(initial):
             return WellSource(initial, split or "test", normalize=False)
         return TrajectoryFile(initial)
-    _, directory = resolve_files(config.data.path, config.data.split)
+    data_path = _data_path(config, "pass --initial FILE")
+    _, directory = resolve_files(data_path, config.data.split)
     root = dataset_root(directory)
     if (root / "data").is_dir():
         for name in ([split] if split else ["test"]):
@@ -57,7 +64,7 @@ def _initial_source(config: RunConfig, initial: str | os.PathLike | None, split:
                 return WellSource(root / "data" / name, normalize=False)
         if split:
             raise StochliftError(f"the run's data set {root} has no split {split!r} (no data/{split}/)")
-    return WellSource(config.data.path, config.data.split, normalize=False)
+    return WellSource(data_path, config.data.split, normalize=False)
 
 
 @dataclass

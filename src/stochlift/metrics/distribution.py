@@ -40,9 +40,9 @@ from __future__ import annotations
 import math
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -185,7 +185,7 @@ class _DistributionScorer:
             n_truth=self.n_truth,
             n_generated=self.n_generated,
             initial_frames=k,
-            time=[float(x) for x in time],
+            time=[float(x) for x in cast(Iterable[Any], time)],  # [T] times (ArrayLike admits scalars)
             per_time={
                 **{name: [float(x) for x in v[name]] for name in names},
                 "spread": [float(math.sqrt(x)) for x in v["variance"]],

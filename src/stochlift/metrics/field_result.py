@@ -55,7 +55,8 @@ class Score:
         return cls(value=_finite_or_none(value), floor=_finite_or_none(floor), ratio=ratio, ratio_of_means=ratio)
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"value": self.value, "floor": self.floor, "ratio": self.ratio, "ratio_of_means": self.ratio_of_means}
+        out: dict[str, Any] = {"value": self.value, "floor": self.floor, "ratio": self.ratio,
+                               "ratio_of_means": self.ratio_of_means}
         if self.per_time is not None:
             out["per_time"] = {name: list(curve) for name, curve in self.per_time.items()}
         return out

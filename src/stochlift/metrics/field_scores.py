@@ -182,6 +182,7 @@ def _compare(ensemble: _Members, reference: _Members, columns: np.ndarray,
         "abs_mean_w2": float(wasserstein_1d_per_column(ensemble.abs_means, reference.abs_means).mean()),
     }
     if ensemble.spectra is not None:
+        assert reference.spectra is not None  # the same frame shape as the ensemble's, so spectra too
         scores["spectrum_error"] = log_spectrum_error(ensemble.spectra.mean(axis=0), reference.spectra.mean(axis=0))
     return scores, counts
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
+from typing import Any, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -118,7 +120,7 @@ class ForecastAccumulator:
             n_truth=self.n,
             n_generated=n_generated if n_generated is not None else self.n * kk,
             initial_frames=k,
-            time=[float(x) for x in (np.arange(self.frames) if time is None else time)],
+            time=[float(x) for x in (np.arange(self.frames) if time is None else cast(Iterable[Any], time))],
             per_time={
                 "crps": [float(x) for x in crps],
                 "energy_score": [float(x) for x in es],
@@ -132,7 +134,7 @@ class ForecastAccumulator:
                 "spread_skill": _spread_skill(variance[k:].mean(), squared_error[k:].mean(), kk)[0],
             },
             rank_histogram=self.ranks[k:].sum(axis=0).tolist(),
-            rank_points=len(self.columns),
+            rank_points=len(cast(np.ndarray, self.columns)),  # set by the first add (self.n > 0)
             options={"seed": self.seed},
             rank_histogram_per_time=self.ranks,
         )

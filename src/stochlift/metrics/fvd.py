@@ -59,6 +59,7 @@ class GaussianStats:
     def cov(self) -> np.ndarray:
         if self.n < 2:
             raise StochliftError(f"a covariance needs at least 2 videos, got {self.n}")
+        assert self._m2 is not None  # set by the first add of a nonempty batch
         return self._m2 / (self.n - 1)
 
 

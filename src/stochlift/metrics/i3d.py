@@ -66,6 +66,9 @@ def max_pool_same(x: torch.Tensor, kernel: Triple, stride: Triple) -> torch.Tens
 class BatchNormNoScale(nn.Module):
     """Inference-time Sonnet-v1 BatchNorm: (x - mean) / sqrt(var + eps) + bias, no learned scale."""
 
+    mean: torch.Tensor  # buffers (register_buffer in __init__), declared for the type checker
+    var: torch.Tensor
+
     def __init__(self, channels: int, eps: float = BN_EPS) -> None:
         super().__init__()
         self.eps = eps
@@ -308,4 +311,5 @@ def load_i3d(path: str | os.PathLike, device: str | torch.device = "cpu") -> I3D
     if missing or unexpected:
         raise StochliftError(f"{path}: I3D weights do not fit (missing {missing[:3]}, unexpected {unexpected[:3]})")
     # channels-last 3D convolutions: ~2x faster on CPU (oneDNN), same logits to float32 round-off
-    return model.eval().to(device, memory_format=torch.channels_last_3d)
+    # torch's stubs leave memory_format out of Module.to, which takes it (nn.Module.to's docstring)
+    return model.eval().to(device, memory_format=torch.channels_last_3d)  # type: ignore[call-overload]

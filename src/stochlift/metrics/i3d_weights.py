@@ -50,7 +50,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
             try:
                 from numpy._core.multiarray import _reconstruct
             except ImportError:  # numpy < 2
-                from numpy.core.multiarray import _reconstruct
+                from numpy.core.multiarray import _reconstruct as _reconstruct_v1
+                return _reconstruct_v1
             return _reconstruct
         return np.ndarray if name == "ndarray" else np.dtype
 

@@ -103,6 +103,7 @@ class _Ensemble:
 
     def mean_std(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-pixel mean and std (ddof 0) fields [T, C, H, W]."""
+        assert self.total is not None and self.total_sq is not None  # result() asks only after an add
         mean = self.total / self.n
         var = np.maximum(self.total_sq / self.n - mean * mean, 0.0)  # rounding can dip just below 0
         return mean, np.sqrt(var)
@@ -128,7 +129,7 @@ class PhysicsEvaluator:
     def __init__(self, crossing: Crossing) -> None:
         self.crossing = crossing
         describe = getattr(crossing, "describe", None)
-        described = describe() if describe is not None else {"crossing": "custom"}
+        described: dict[str, Any] = describe() if describe is not None else {"crossing": "custom"}
         self._described = dict(described)
         self.threshold = described.get("threshold")
         self.ring_width = described.get("ring_width")

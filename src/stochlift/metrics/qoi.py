@@ -38,6 +38,8 @@ def load_qoi(spec: str) -> QoI:
             if not path.is_file():
                 raise StochliftError(f"quantity of interest {spec!r}: no such file {path}")
             loader_spec = importlib.util.spec_from_file_location(f"stochlift_qoi_{path.stem}", path)
+            # a path ending in .py always gets a spec with a source-file loader
+            assert loader_spec is not None and loader_spec.loader is not None
             module = importlib.util.module_from_spec(loader_spec)
             loader_spec.loader.exec_module(module)
         else:

@@ -9,6 +9,8 @@ rule they share.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -48,7 +50,8 @@ def region_crossing_time(frames: ArrayLike, region: np.ndarray, threshold: float
     gets 1.0, the end of the horizon, so the statistic stays defined. Signed: a trough below -threshold is
     not an arrival."""
     arr = as_trajectories(frames)
-    hits = (arr[..., region] > threshold).any(axis=(2, 3))  # [n, T]: any channel, any pixel of the region
+    # [n, T]: any channel, any pixel of the region
+    hits = cast(np.ndarray, (arr[..., region] > threshold).any(axis=(2, 3)))
     tau = np.argmax(hits, axis=1) / (arr.shape[1] - 1)  # argmax finds the first True
     tau[~hits.any(axis=1)] = 1.0
     return tau

@@ -27,7 +27,8 @@ PROBLEMS.register("generic", "stochlift.problems.generic:GenericProblem")
 
 def get_problem(name: str) -> Problem:
     """The problem registered as `name` (an unknown name is a user error listing the known ones)."""
-    return _instance(PROBLEMS.get(name))
+    # a class is hashable; mypy checks the instances' unbound __hash__ against typeshed's Hashable instead
+    return _instance(PROBLEMS.get(name))  # type: ignore[arg-type]
 
 
 @cache

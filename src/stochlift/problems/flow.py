@@ -181,6 +181,8 @@ class FlowProblem(Problem):
         """Water breakthrough in the producer's corner square (qoi_corner_size pixels, default 1/8 of the
         side; qoi_crossing_threshold, default 0.5) and the mass."""
         params, meta = reference.meta.parameters, reference.meta
+        if meta.x is None or meta.y is None:
+            raise StochliftError("the flow reference records no x and y grid (the corner square is sized from them)")
         side = min(len(meta.x), len(meta.y))
         crossing = CornerBreakthrough(threshold=float(params.get("qoi_crossing_threshold", 0.5)),
                                       corner_size=int(params.get("qoi_corner_size", max(1, round(side / 8)))))

@@ -113,7 +113,7 @@ def write_results(folder: Path, name: str, scale: str, settings: dict[str, Any],
     command, machine, date, time taken)."""
     from stochlift.apps.bench import machine
 
-    provenance = {
+    provenance: dict[str, Any] = {
         "experiment": name, "scale": scale, "command": command, "machine": machine(),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seconds_this_invocation": seconds, "seconds_by_stage_this_invocation": stages,

@@ -16,6 +16,7 @@ from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Wo
 from stochlift.apps.plots.experiments import save_xy_panels
 from stochlift.baselines.interpolant import ExplicitInterpolant
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.errors import StochliftError
 from stochlift.lifting.labels import training_labels
 from stochlift.lifting.pairs import FileSource, PairSet
 from stochlift.lifting.runs import load_run
@@ -29,6 +30,8 @@ def training_set_loss(run: Path) -> dict[str, float]:
     pairs, and over the first step alone (x_0 -> x_1, where every trajectory starts from the same x_0, so
     only the label can tell the targets apart: the one-to-many pairs of the paper's Figure 2)."""
     model, config, data = load_run(run)
+    if not isinstance(data, TrajectoryFile):
+        raise StochliftError(f"{run}: the training-set loss needs the run's own data file (gone, or not recorded)")
     pairs = PairSet(FileSource(data, config.data.split, limit=config.data.trajectories), config.model.window,
                     config.model.history_padding)
     noise = model.training_noise(pairs.n_pairs, config.train.seed)  # each pair's own label

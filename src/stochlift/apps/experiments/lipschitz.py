@@ -57,7 +57,7 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
             for seed in seeds if d else [0]:
                 labels = training_labels(m * (frames - 1), d, seed).numpy().reshape(m, frames - 1, d) if d else None
                 raw.append(minimal_lipschitz(train, labels)[0])
-                sphere = labels / np.linalg.norm(labels, axis=2, keepdims=True) if d else None
+                sphere = None if labels is None else labels / np.linalg.norm(labels, axis=2, keepdims=True)
                 normalised.append(minimal_lipschitz(unit, sphere)[0])
             rows.append({"label_dim": d, "L": float(np.mean(raw)), "L_spread": float(np.ptp(raw)) if d else 0.0,
                          "L_normalised": float(np.mean(normalised)), "seeds": len(raw)})

@@ -23,6 +23,7 @@ from stochlift.apps.experiments.workspace import FIELD_HEADLINES, PlannedRun, Wo
 from stochlift.apps.plots.experiments import save_field_grid
 from stochlift.config import RunConfig
 from stochlift.data.trajectories import TrajectoryFile, write_trajectories
+from stochlift.errors import StochliftError
 from stochlift.metrics.field_scores import field_scores
 from stochlift.metrics.quantities import frame_mass
 from stochlift.metrics.spectrum import spectrum_error
@@ -95,8 +96,10 @@ def run(ws: Workspace, settings: dict[str, Any], folder: Path) -> ExperimentResu
         truth = TrajectoryFile(data).read("test", slice(None), slice(-1, None))[:, 0]
         rolled = TrajectoryFile(rollout).read("generated", slice(None), slice(-1, None))[:, 0]
         jumped = TrajectoryFile(direct).read("generated", slice(None), slice(-1, None))[:, 0]
-        scores = {name: last_frame_scores(truth, frames, problem)
-                  for name, frames in [("truth", truth), ("rollout", rolled), ("direct", jumped)]}
+        # the last-frame scores (floats), then the field ratios (float, or None where undefined)
+        scores: dict[str, dict[str, Any]] = {name: last_frame_scores(truth, frames, problem)
+                                             for name, frames in [("truth", truth), ("rollout", rolled),
+                                                                  ("direct", jumped)]}
         for name, frames in (("rollout", rolled), ("direct", jumped)):
             scores[name].update(last_frame_field_ratios(truth, frames))
         numbers[problem] = scores
@@ -155,6 +158,8 @@ def last_frame_field_ratios(truth: np.ndarray, generated: np.ndarray, seed: int 
 
 def _affine_regime(problem: str, config: RunConfig) -> list[str]:
     """Why a jump can score well on moments: with d >= its training pairs, a map affine in the label fits them."""
+    if config.data.path is None:
+        raise StochliftError(f"the {problem} run records no data file")
     pairs = TrajectoryFile(config.data.path).splits[config.data.split]
     if config.model.label_dim < pairs:
         return []

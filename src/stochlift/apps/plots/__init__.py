@@ -12,7 +12,7 @@ import io
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import imageio.v3 as iio
 import numpy as np
@@ -39,7 +39,8 @@ ROW_LABELS = ("true", "generated")
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def _new_figure(width: float, height: float, dpi: int = 100, layout: str = "constrained") -> Figure:
+def _new_figure(width: float, height: float, dpi: int = 100,
+                layout: Literal["constrained", "compressed", "tight"] = "constrained") -> Figure:
     """A figure with its own Agg canvas, independent of pyplot, laid out to avoid wasted margins.
 
     Grids of images (fixed aspect) take layout "compressed": "constrained" can push their row labels off the
@@ -303,8 +304,10 @@ def save_crossing_time_plot(
     edges = np.linspace(0.0, 1.0, bins + 1)
     fig = _new_figure(6.4, 4.2)
     ax = fig.subplots()
-    ax.hist(ref, bins=edges, density=True, alpha=0.5, label=f"true (n = {ref.size})")
-    ax.hist(gen, bins=edges, density=True, alpha=0.5, label=f"generated (n = {gen.size})")
+    # matplotlib's stubs type bins as Sequence[float]; hist takes an array of edges (as np.histogram does)
+    ax.hist(ref, bins=edges, density=True, alpha=0.5, label=f"true (n = {ref.size})")  # type: ignore[arg-type]
+    ax.hist(gen, bins=edges, density=True, alpha=0.5,  # type: ignore[arg-type]
+            label=f"generated (n = {gen.size})")
     ax.set_xlim(0.0, 1.0)
     ax.set_xlabel("crossing time (normalised; 1 = never crossed)")
     ax.set_ylabel("density")
@@ -390,5 +393,6 @@ def save_snapshot_grid(
     for col, i in enumerate(indices):
         axes[0, col].set_title(_frame_label(i, n_frames))
     if not rgb:
+        assert image is not None  # _image_grid made at least one row and one column (else it raised)
         fig.colorbar(image, ax=axes, shrink=0.6)
     _save_png(fig, path)

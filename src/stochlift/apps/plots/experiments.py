@@ -34,6 +34,7 @@ def save_field_grid(path: PathLike, problem: str, rows: Sequence[tuple[str, np.n
             image = axes[r, c].imshow(fields[c], cmap=display["cmap"], vmin=low, vmax=high, interpolation="nearest")
     for c, title in enumerate(column_titles):
         axes[0, c].set_title(title, fontsize=8)
+    assert image is not None  # _image_grid made at least one row and one column (else it raised)
     fig.colorbar(image, ax=axes, shrink=0.6)
     _save_png(fig, path)
 
@@ -114,7 +115,9 @@ def save_ratio_histogram(path: PathLike, ratios: Sequence[tuple[str, np.ndarray]
     fig = _new_figure(5.6, 3.6)
     ax = fig.subplots()
     for label, values in ratios:
-        ax.hist(values, bins=edges, alpha=0.5, density=True, label=f"{label} (median {np.median(values):.2f})")
+        # matplotlib's stubs type bins as Sequence[float]; hist takes an array of edges (as np.histogram does)
+        ax.hist(values, bins=edges, alpha=0.5, density=True,  # type: ignore[arg-type]
+                label=f"{label} (median {np.median(values):.2f})")
     ax.axvline(1.0, color="k", linewidth=0.8, linestyle="--")
     ax.set_xlabel("distance to nearest training sample / its own nearest-neighbour distance")
     ax.set_ylabel("density")

@@ -75,7 +75,7 @@ def _ensure_same(name: str, *arrays: np.ndarray) -> None:
 
 
 def moment_maps_png(true_mean: ArrayLike, generated_mean: ArrayLike, true_std: ArrayLike, generated_std: ArrayLike,
-                    times: Sequence[float], *, display: Mapping[str, Any]) -> bytes:
+                    times: np.ndarray | Sequence[float], *, display: Mapping[str, Any]) -> bytes:
     """Per-point mean and std maps [F, H, W] at F times: rows true mean, generated mean, true std, generated std.
 
     Means share one colour scale, stds another (0 to the largest std shown), so a column compares like with like.
@@ -110,8 +110,9 @@ def _show_rgb(frame: np.ndarray) -> np.ndarray:
     return frame[0] if frame.shape[0] == 1 else np.clip(np.moveaxis(frame, 0, -1), 0.0, 1.0)
 
 
-def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: Sequence[int], times: Sequence[float],
-                  *, display: Mapping[str, Any], static: ArrayLike | None = None, static_name: str = "") -> bytes:
+def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: Sequence[int],
+                  times: np.ndarray | Sequence[float], *, display: Mapping[str, Any],
+                  static: ArrayLike | None = None, static_name: str = "") -> bytes:
     """Trajectories [k, T, H, W] (or RGB [k, T, 3, H, W]) at `frames`: k true rows, then k generated rows.
 
     `static` [k, H, W]: the true trajectories' hidden static fields (Wave's speed c(x), Flow's log-permeability),
@@ -122,6 +123,10 @@ def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: S
               if a is not None]
     if not blocks:
         raise StochliftError("snapshots need true or generated trajectories")
+    if len(frames) == 0:
+        raise StochliftError("snapshots need at least one frame")
+    if static is not None and true is None:
+        raise StochliftError("a static field is drawn beside the true trajectories: pass them too")
     k = blocks[0][1].shape[0]
     rgb = blocks[0][1].ndim == 5
     static_arr = None if static is None else np.asarray(static, dtype=np.float64)
@@ -147,10 +152,12 @@ def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: S
                                       color="0.4", transform=axes[row, 0].transAxes)
     if static_arr is not None:
         axes[0, 0].set_title(static_name or "static field")
+        assert static_image is not None  # drawn in the true rows, which there are (checked above)
         fig.colorbar(static_image, ax=axes[:, 0], location="left", shrink=0.5, pad=0.08, label=static_name)
     for c, t in enumerate(times):
         axes[0, c + extra].set_title(time_label(t))
     if not rgb:
+        assert field_image is not None  # at least one row and one frame (checked above)
         fig.colorbar(field_image, ax=axes[:, extra:], shrink=0.5)
     return _png_bytes(fig)
 
@@ -158,7 +165,7 @@ def snapshots_png(true: ArrayLike | None, generated: ArrayLike | None, frames: S
 # ------------------------------------------------------------------------------------------ 1-D fields
 
 
-def _spacetime(ax: Any, data: np.ndarray, time: np.ndarray, x: np.ndarray | None, **style: Any) -> Any:
+def _spacetime(ax: Any, data: np.ndarray, time: np.ndarray, x: ArrayLike | None, **style: Any) -> Any:
     """A [T, X] field as an image, x across and time up, on its physical axes."""
     x = np.arange(data.shape[1], dtype=np.float64) if x is None else np.asarray(x, dtype=np.float64)
     extent = (float(x[0]), float(x[-1]), float(time[0]), float(time[-1]))
@@ -332,7 +339,7 @@ def rollout_lines_png(true: ArrayLike | None, generated: ArrayLike | None, time:
 # -------------------------------------------------------------------------------------------- spectra
 
 
-def spectrum_png(true: ArrayLike, generated: ArrayLike, times: Sequence[float]) -> bytes:
+def spectrum_png(true: ArrayLike, generated: ArrayLike, times: np.ndarray | Sequence[float]) -> bytes:
     """Radially averaged power spectra [F, K] (ensemble mean, shells 1..K) at F times: true solid, generated dashed."""
     ref, gen = np.asarray(true, dtype=np.float64), np.asarray(generated, dtype=np.float64)
     _ensure_same("spectra", ref, gen)

@@ -7,7 +7,7 @@ helpers; nothing here touches the file system.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,10 +96,10 @@ def metric_curves_png(time: ArrayLike, panels: Sequence[CurvePanel], *, initial_
             if y.shape != t.shape:
                 raise StochliftError(f"{panel.title}: {label} has {y.size} values for {t.size} times")
             ax.plot(t, y, marker="o" if t.size <= 16 else None, markersize=3, label=label)
-        for values, style, label in ((panel.floor, FLOOR_STYLE, FLOOR_LABEL),
-                                     (panel.collapsed, COLLAPSED_STYLE, COLLAPSED_LABEL)):
-            if values is not None:
-                y = _as_float(values)
+        for line, style, label in ((panel.floor, FLOOR_STYLE, FLOOR_LABEL),
+                                   (panel.collapsed, COLLAPSED_STYLE, COLLAPSED_LABEL)):
+            if line is not None:
+                y = _as_float(line)
                 if y.shape != t.shape:
                     raise StochliftError(f"{panel.title}: {label} has {y.size} values for {t.size} times")
                 ax.plot(t, y, label=label, **style)
@@ -117,7 +117,7 @@ def metric_curves_png(time: ArrayLike, panels: Sequence[CurvePanel], *, initial_
     return _png_bytes(fig)
 
 
-def _legends(axes: Sequence[Any]) -> None:
+def _legends(axes: Iterable[Any]) -> None:
     """A legend on the first panel, and on each later one only for lines not already explained."""
     explained: set[str] = set()
     for ax in axes:

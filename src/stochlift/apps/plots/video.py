@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -20,6 +21,14 @@ from stochlift.io import atomic_path
 
 GAP = 2  # pixels between videos (before upscaling)
 BORDER = 0.25  # grey level of the borders, and of true frames past the end of the true videos
+
+
+@overload
+def _videos(x: None, name: str) -> None: ...
+
+
+@overload
+def _videos(x: ArrayLike, name: str) -> np.ndarray: ...
 
 
 def _videos(x: ArrayLike | None, name: str) -> np.ndarray | None:

@@ -65,6 +65,7 @@ from stochlift.evaluation.evaluate import check_comparable
 from stochlift.evaluation.forecast import forecast_scores
 from stochlift.io import atomic_path, refuse_overwriting_inputs
 from stochlift.lifting.checkpoint import CHECKPOINT_NAME
+from stochlift.lifting.pretrained import PretrainedStart
 from stochlift.lifting.rollout import sample_to_file
 from stochlift.lifting.runs import check_run_inputs, load_run, run_files
 from stochlift.metrics.field_result import FieldScores
@@ -305,6 +306,9 @@ def build_report(
     refuse_overwriting_inputs([out_html], [config.data.path])
     if reference is not None:
         ref = open_trajectories(reference)  # our file or The Well's
+    elif isinstance(data, PretrainedStart):  # a shipped model ships its first frames only, not true trajectories
+        raise StochliftError("a shipped model's report needs --reference FILE (its test data: see the model card's "
+                             "data command)")
     elif data is not None:
         ref = data
     else:

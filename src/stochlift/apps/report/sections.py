@@ -255,7 +255,7 @@ def rank_section(fields: Any, forecast: EnsembleScores | None) -> Section:
                                     f"Rank of each held-out true value among {members} members of {what}, at "
                                     f"{fields.options.get('rank_points', '?')} points per frame over the generated "
                                     f"frames. {_RANK_CAPTION}"))
-    if forecast is not None and sum(forecast.rank_histogram):
+    if forecast is not None and sum(forecast.rank_histogram) != 0:  # (!= 0: mypy picks sum's bool overload)
         parts.append(figure(rank_histogram_png(forecast.rank_histogram, title="rank histogram: forecasting"),
                             "rank histogram (forecasting)",
                             f"Forecasting: rank of each true value among its own {forecast.ensemble_size} samples. "
