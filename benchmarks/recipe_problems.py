@@ -14,8 +14,8 @@ A against B (two exact samples of the same sizes), so 1.0 is the sampling error 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

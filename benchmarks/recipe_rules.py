@@ -33,15 +33,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recipe_problems import PROBLEMS, floor_scores, problem_data, summary_scores, time_scores  # noqa: E402
+from recipe_problems import PROBLEMS, floor_scores, problem_data, summary_scores, time_scores
+from stochlift.bench import machine
 
-from stochlift.bench import machine  # noqa: E402
-from stochlift.config import apply_overrides  # noqa: E402
-from stochlift.io import atomic_path, write_json  # noqa: E402
-from stochlift.lifting.pairs import ArraySource  # noqa: E402
-from stochlift.lifting.recipe import auto_recipe, summarize  # noqa: E402
-from stochlift.lifting.rollout import rollout  # noqa: E402
-from stochlift.lifting.train import train  # noqa: E402
+from stochlift.config import apply_overrides
+from stochlift.io import atomic_path, write_json
+from stochlift.lifting.pairs import ArraySource
+from stochlift.lifting.recipe import auto_recipe, summarize
+from stochlift.lifting.rollout import rollout
+from stochlift.lifting.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -201,7 +201,7 @@ def write_report(command: str) -> None:
         groups: dict[tuple, dict[int, dict[str, Any]]] = {}
         for r in rows:
             groups.setdefault((r["problem"], r["start"], r["n"], setting_label(r)), {})[r["seed"]] = r
-        for (problem, start, n, label), by_seed in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], kv[0][3])):
+        for (problem, start, n, label), by_seed in sorted(groups.items(), key=lambda kv: kv[0][:4]):
             first = next(iter(by_seed.values()))
             cells = [f"{by_seed[s]['sw2_ratio']:.2f} / {by_seed[s]['es_ratio']:.2f} / {by_seed[s]['spread']:.2f}"
                      if s in by_seed else "" for s in seeds]

@@ -75,7 +75,7 @@ def fit(
     """Train a generator on trajectories [N, T, *state] with the automatic recipe (within `budget`, e.g.
     "10m"); `overrides` ("train.steps=500", ...) change the chosen config; `periodic` says the fields wrap
     around. The recipe's choices and warnings are printed when `progress` is on."""
-    source = ArraySource(trajectories)
+    source = ArraySource(np.asarray(trajectories))
     recipe = recipe_for_source(source, budget, overrides=overrides, periodic=periodic, seed=seed)
     if progress:
         print(recipe.describe())

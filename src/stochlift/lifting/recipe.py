@@ -14,6 +14,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +64,9 @@ class _Recipe:
 
     def choose(self, setting: str, value: Any, reason: str) -> None:
         section, _, key = setting.partition(".")
-        target = self.model if section == "model" else self.train
+        target: ModelConfig | TrainConfig = self.model if section == "model" else self.train
         if key.startswith("options."):
-            target.options[key.removeprefix("options.")] = value
+            self.model.options[key.removeprefix("options.")] = value  # only the model has options
         else:
             setattr(target, key, value)
         self.choices.append(Choice(setting, value, reason))
@@ -177,7 +178,7 @@ def _choose_steps(r: _Recipe, s: DataSummary, rules: dict, budget: float | None,
     r.choose("train.warmup_steps", r.train.warmup_steps, f"{WARMUP_SHARE:.0%} of the steps, at most {MAX_WARMUP}")
 
 
-def _fit_schedule(train: TrainConfig, steps: int, keep: set[str] = frozenset()) -> None:
+def _fit_schedule(train: TrainConfig, steps: int, keep: AbstractSet[str] = frozenset()) -> None:
     """Warm-up, checkpoint and log intervals scaled to `steps` (also after a train.steps override), except the
     settings in `keep` (ones the user set)."""
     scaled = {"warmup_steps": min(MAX_WARMUP, int(WARMUP_SHARE * steps)), "checkpoint_every": max(100, steps // 10),

@@ -4,6 +4,7 @@ divides a wall-clock budget by (so it lives here, below both)."""
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -26,7 +27,8 @@ def time_training(model: Generator, frame_shape: tuple[int, ...], batch: int, st
     model = model.to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **({"fused": True} if fused else {}))
+    fused_kernel: dict[str, Any] = {"fused": True} if fused else {}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, **fused_kernel)
     window = torch.randn(batch, model.window, *frame_shape, device=device)
     target = torch.randn(batch, *frame_shape, device=device)
     noise = {k: v.to(device) for k, v in model.training_noise(batch, 0).batch(np.arange(batch), 0).items()}
@@ -34,7 +36,8 @@ def time_training(model: Generator, frame_shape: tuple[int, ...], batch: int, st
         window = window.flatten(1, 2).contiguous(memory_format=torch.channels_last).view_as(window)
     loss_fn = model.loss
     if compile:
-        loss_fn = torch.compile(model.loss, dynamic=False, mode=None if compile in (True, "default") else compile)
+        loss_fn = torch.compile(model.loss, dynamic=False,
+                                mode=None if compile in (True, "default") else cast(str, compile))  # a mode name
 
     def one() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):

@@ -325,15 +325,16 @@ def video_eval(run_dir: str, test_file: str, out: str, split: str | None, i3d_we
               help="True trajectories (our file or The Well's), 'test' split or the only one (default: the run's "
                    "data file).")
 @click.option("--generated", type=click.Path(),
-              help="Generated trajectories (our file or The Well's) to evaluate (default: sampled from the run into a temporary file, "
-                   "as many as the reference split holds).")
+              help="Generated trajectories (our file or The Well's) to evaluate (default: sampled from the run into "
+                   "a temporary file, as many as the reference split holds).")
 @click.option("--metrics", type=click.Path(dir_okay=False),
               help="Metrics JSON to show as written (default: RUN/metrics.json if present).")
 @click.option("--forecast-trajectories", type=click.IntRange(min=0), default=16, show_default=True,
               help="Held-out reference trajectories for the forecasting setting; 0 skips it.")
 @click.option("--forecast-samples", type=click.IntRange(min=2), default=4, show_default=True,
               help="Samples rolled out per held-out trajectory in the forecasting setting.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of sampling and of the scores.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of sampling and of the scores.")
 @click.option("--quiet", is_flag=True, help="No progress messages.")
 def report(run_dir: str, out: str, reference: str | None, generated: str | None, metrics: str | None,
            forecast_trajectories: int, forecast_samples: int, seed: int, quiet: bool) -> None:
@@ -350,7 +351,8 @@ def report(run_dir: str, out: str, reference: str | None, generated: str | None,
 
 
 @cli.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for everything the demo writes.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Directory for everything the demo writes.")
 @click.option("--problem", type=LazyChoice(_demo_names), default="wave", show_default=True,
               help="wave: waves in a random medium; flow: water flooding a random porous medium; digits: "
                    "Stochastic Moving Digits video; balls: the CLEVRER-like RGB ball scene.")
@@ -465,7 +467,8 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
                    "training budget, minutes on one GPU; paper: the paper's data and models, days on a GPU. "
                    "configs/experiments/NAME.yaml lists the scales an experiment has.")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
-              help="Results go to OUT/SCALE/NAME/; data, runs and samples shared between experiments to OUT/SCALE/_work/.")
+              help="Results go to OUT/SCALE/NAME/; data, runs and samples shared between experiments to "
+                   "OUT/SCALE/_work/.")
 @click.option("--jobs", type=int, default=1, show_default=True, callback=positive,
               help="Train the experiment's models this many at a time, in separate processes (for a GPU, which one "
                    "small model leaves mostly idle; keep N x threads within the cores). Same results.")
