@@ -11,6 +11,7 @@ import pytest
 from stochlift.config import RunConfig
 from stochlift.errors import StochliftError
 from stochlift.lifting import recipe
+from stochlift.lifting.generator import build_model
 from stochlift.lifting.pairs import ArraySource
 from stochlift.lifting.recipe import DataSummary, auto_recipe, check_recipe, summarize
 
@@ -192,3 +193,20 @@ def test_the_recipe_alone_gives_a_calibrated_spread(one_torch_thread, tmp_path) 
         cov = sum(np.linalg.matrix_power(A, j) @ S @ S.T @ np.linalg.matrix_power(A, j).T for j in range(k))
         ratio = samples[:, k].std(axis=0) / np.sqrt(np.diag(cov))
         assert np.all((ratio > 0.8) & (ratio < 1.25)), (k, ratio)
+
+
+def test_noise_independent_from_point_to_point_gets_label_planes() -> None:
+    """KPZ-like data (the one-step noise spans most of the field's points) get the label laid out as planes of
+    the field; smooth noise (a few directions) keeps FiLM alone."""
+    white = summary(frame_shape=(1, 64), noise_rank=51)
+    config, choices = auto_recipe(white)
+    assert config.model.options["label_planes"] == 8 and config.model.label_dim == 8 * 64
+    assert "51 of 64" in chosen(choices, "model.options.label_planes").reason
+    config.model.frame_shape = [1, 64]  # training fills it from the data
+    build_model(config.model)  # a label of k planes of the field is what the backbone accepts
+    smooth = summary(frame_shape=(1, 64), noise_rank=14)
+    config, _ = auto_recipe(smooth)
+    assert "label_planes" not in config.model.options and config.model.label_dim == 512
+    field = summary(frame_shape=(1, 32, 32), noise_rank=600)
+    config, _ = auto_recipe(field)
+    assert config.model.options["label_planes"] == 1 and config.model.label_dim == 1024

@@ -114,6 +114,9 @@ def _choose_window(r: _Recipe, s: DataSummary) -> None:
                  "few pairs: drawn 8x as often")
 
 
+SPATIAL_NOISE_SHARE = 0.25  # a one-step noise of at least this share of a field's points gets label planes
+
+
 def _choose_label_dim(r: _Recipe, s: DataSummary, backbone: str) -> None:
     n = s.trajectories
     if backbone == "mlp":
@@ -124,6 +127,16 @@ def _choose_label_dim(r: _Recipe, s: DataSummary, backbone: str) -> None:
         d, why = 2 * n, (f"2 x the {n} trajectories: the U-Net's linear label embedding spreads the first step "
                          "right at d ~ 2N (Appendix B: variance ratio N / (d - N - 1))")
     d = min(max(_pow2(d), MIN_LABEL_DIM), MAX_LABEL_DIM)
+    pixels = math.prod(s.frame_shape[1:])
+    if backbone != "mlp" and s.noise_rank is not None and s.noise_rank >= SPATIAL_NOISE_SHARE * pixels:
+        planes = max(1, round(d / pixels))
+        r.choose("model.label_dim", planes * pixels, f"{why}, as {planes} label plane(s) of the frame's {pixels} "
+                 f"points (model.options.label_planes)")
+        r.choose("model.options.label_planes", planes, f"the one-step noise spans {s.noise_rank} of {pixels} "
+                 f"directions (>= {SPATIAL_NOISE_SHARE:.0%}: noise independent from point to point, as in KPZ): a "
+                 "label laid out over the field lets each point draw its own noise, which FiLM, moving whole "
+                 "channels, cannot (kpz1d: sliced W2 3.2x -> 1.3x the floor, benchmarks/results/external_problems.md)")
+        return
     r.choose("model.label_dim", d, f"{why}; a power of 2 in [{MIN_LABEL_DIM}, {MAX_LABEL_DIM}]")
 
 
