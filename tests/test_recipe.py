@@ -210,3 +210,12 @@ def test_noise_independent_from_point_to_point_gets_label_planes() -> None:
     field = summary(frame_shape=(1, 32, 32), noise_rank=600)
     config, _ = auto_recipe(field)
     assert config.model.options["label_planes"] == 1 and config.model.label_dim == 1024
+
+
+def test_a_label_dimension_of_zero_drops_the_recipes_label_planes() -> None:
+    x = np.random.default_rng(0).normal(size=(16, 6, 1, 16)).astype(np.float32)
+    x[:, 1:] = x[:, :1] + np.cumsum(x[:, 1:], axis=1)  # independent noise at every point: label planes chosen
+    planes = recipe.recipe_for_source(ArraySource(x))
+    assert planes.config.model.options.get("label_planes")
+    regressor = recipe.recipe_for_source(ArraySource(x), overrides=["model.label_dim=0"])
+    assert regressor.config.model.label_dim == 0 and "label_planes" not in regressor.config.model.options

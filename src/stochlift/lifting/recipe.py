@@ -306,6 +306,8 @@ def recipe_for_source(source: FrameSource, budget: str | float | None = None, *,
     keys = {item.partition("=")[0].strip() for item in overrides}
     if "train.steps" in keys:  # the schedule follows the steps the user set, unless set too
         _fit_schedule(config.train, config.train.steps, keep=keys)
+    if config.model.label_dim == 0 and not any(k.startswith("model.options") for k in keys):
+        config.model.options.pop("label_planes", None)  # no label (the d = 0 regressor): no label planes either
     config = config.validate()
     return AutoRecipe(summary, config, choices, check_recipe(config, summary), seconds, list(overrides))
 
