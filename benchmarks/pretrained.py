@@ -110,6 +110,13 @@ def pack(name: str, run: Path, work: Path) -> dict[str, Any]:
     return record
 
 
+TARGETS = """
+Targets of the demos (docs/glossary.md): `wct_relative` and `mass_w2_relative` <= 0.5. The quick recipe is not
+inside them on every seed or thread count: the scores move with floating-point differences alone
+(docs/demos.md measured 0.16-0.58 for `wct_relative` over four seeds of the same recipe).
+"""
+
+
 def card(name: str, config: Any, record: dict[str, Any]) -> str:
     """The model card: what the model is, how it was made, how it scores, its limits."""
     demo = MODELS[name]
@@ -142,7 +149,7 @@ scores (lower is better, except spread ratios and PSNR/SSIM; metric names: docs/
 | metric | value |
 |---|---|
 {scores}
-
+{TARGETS if demo in ("wave", "flow") else ""}
 ## Limits
 
 - A quick-scale CPU model: small data ({record['trajectories_scored']} test trajectories), a narrow network and a
