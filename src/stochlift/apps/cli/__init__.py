@@ -368,8 +368,8 @@ def demo(out: str, problem: str, seed: int, best_of: int | None, pretrained: boo
          overrides: tuple[str, ...]) -> None:
     """Data, training, sampling, evaluation, pictures and an HTML report in one go, on the quick preset.
 
-    About 9 minutes (wave), 11 (flow: two seeds side by side) or 8 (digits) on 2 CPU cores, as measured in
-    docs/demos.md (a first `bash scripts/demo.sh` adds about a minute to install). digits and balls write
+    About 12 minutes (wave), 11 (flow: two seeds side by side) or 8 (digits) on 2 CPU cores, as measured in
+    docs/demos.md and README (a first `bash scripts/demo.sh` adds about two minutes to install). digits and balls write
     video pictures and pixel statistics instead of the HTML report. Re-running continues an interrupted demo:
     finished stages are reused. Overrides change the training config, e.g. `train.steps=500` for a faster,
     rougher demo.
