@@ -303,13 +303,18 @@ def vector_moments_png(true_mean: ArrayLike, generated_mean: ArrayLike, true_std
             (line,) = ax.plot(t, mean[:, c], linestyle=style, label=f"{label} mean")
             ax.fill_between(t, mean[:, c] - std[:, c], mean[:, c] + std[:, c], color=line.get_color(), alpha=0.2,
                             label=f"{label} +- 1 std")
-        ax.set_title(names[c] if c < len(names) else f"variable {c}", fontsize=10)
-        ax.set_xlabel("time")
-        ax.set_ylabel("value")
-        ax.grid(True, alpha=0.3)
-        if c == 0:
-            ax.legend(fontsize=8)
+        _label_variable_axis(ax, c, names)
     return _png_bytes(fig)
+
+
+def _label_variable_axis(ax: Any, c: int, names: Sequence[str]) -> None:
+    """Title, axis labels and grid of variable c's panel over time; the legend on the first panel only."""
+    ax.set_title(names[c] if c < len(names) else f"variable {c}", fontsize=10)
+    ax.set_xlabel("time")
+    ax.set_ylabel("value")
+    ax.grid(True, alpha=0.3)
+    if c == 0:
+        ax.legend(fontsize=8)
 
 
 def rollout_lines_png(true: ArrayLike | None, generated: ArrayLike | None, time: ArrayLike,
@@ -327,12 +332,7 @@ def rollout_lines_png(true: ArrayLike | None, generated: ArrayLike | None, time:
             for j, trajectory in enumerate(data):
                 ax.plot(t, trajectory[:, c], linestyle=style, color=color, alpha=0.75, linewidth=1,
                         label=f"{label} (k = {len(data)})" if j == 0 else None)
-        ax.set_title(names[c] if c < len(names) else f"variable {c}", fontsize=10)
-        ax.set_xlabel("time")
-        ax.set_ylabel("value")
-        ax.grid(True, alpha=0.3)
-        if c == 0:
-            ax.legend(fontsize=8)
+        _label_variable_axis(ax, c, names)
     return _png_bytes(fig)
 
 
