@@ -86,6 +86,9 @@ def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
         assert [r["network_calls_per_frame"] for r in rows] == [1, 2, 3]
         assert all(np.isfinite(r["wct"]) and r["seconds_per_frame"] > 0 for r in rows)
         assert rows[0]["time_over_sl"] == 1.0
+        # the budget in steps and in wall-clock, the same steps for every model
+        assert {r["train_steps"] for r in rows} == {rows[0]["train_steps"]}
+        assert all(r["train_seconds"] > 0 for r in rows)
         # field scores beside WCT and WIM, each over its truth-vs-truth floor, computed once beside the samples
         for r in rows:
             assert all(r[f"{name}_ratio"] > 0 for name in ("sliced_w2", "energy_score", "spectrum_error"))
@@ -98,6 +101,8 @@ def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
     # figure3 reuses table1's samples: the same WCT for the same model
     figure3 = json.loads((smoke_results / "figure3" / "results.json").read_text())["numbers"]
     assert figure3["wave"]["SL"]["wct"] == numbers["wave"][0]["wct"]
+    truth = figure3["wave"]["truth"]
+    assert 0 <= truth["never_share"] <= truth["late_share"] <= 1  # never crossing is the latest crossing
 
 
 def test_runs_are_shared_and_a_second_run_reuses_everything(smoke_results: Path,

@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import TINY_OVERRIDES, tiny_config
 from stochlift.lifting.loader import StepBatches
-from stochlift.lifting.run_log import CSV_NAME, rollout_picture
+from stochlift.lifting.run_log import CSV_NAME, rollout_picture, training_seconds
 from stochlift.lifting.train import train
 from stochlift.progress import tqdm
 
@@ -126,3 +126,12 @@ def test_rollout_pictures_by_frame_rank() -> None:
     cell = rgb[: rgb.shape[0] // 3 - 1, : rgb.shape[1] // 5 - 1]  # the first true frame, enlarged
     assert np.abs(cell[0, 0].astype(float) - video[0, 0, :, 0, 0] * 255).max() <= 1
     assert rollout_picture(rng.normal(size=(2, 10, 3)), rng.normal(size=(2, 10, 3)), display) is None  # vectors
+
+
+def test_training_seconds_adds_each_segment_of_a_resumed_log(tmp_path: Path) -> None:
+    """Two segments (a resume at step 100): each interval's pairs over its row's pairs/s, summed."""
+    (tmp_path / CSV_NAME).write_text("step,loss,lr,pairs_per_s,val_energy_score,val_spread_skill\n"
+                                     "50,1,1,100,,\n100,1,1,80,,\n150,1,1,400,,\n200,1,1,400,,\n")
+    # batch 4: 50 steps = 200 pairs per interval -> 2 + 2.5 + 0.5 + 0.5 seconds
+    assert training_seconds(tmp_path, batch_size=4) == pytest.approx(5.5)
+    assert training_seconds(tmp_path / "missing", batch_size=4) is None

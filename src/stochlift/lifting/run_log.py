@@ -215,3 +215,20 @@ def where_to_look(run_dir: str | os.PathLike, logdir: str | os.PathLike | None =
         f"next:       stochlift sample --run {run} --out {run / 'samples.h5'}",
         f"            stochlift report --run {run} --out {run / 'report.html'}",
     ]
+
+
+def training_seconds(run_dir: Path, batch_size: int) -> float | None:
+    """Wall seconds a run spent training, read back from its `train_log.csv` (None without one): each logged
+    interval's pairs over the pairs/s of its row, so a resumed run's segments add up and idle time between
+    them does not count."""
+    path = Path(run_dir) / CSV_NAME
+    if not path.is_file():
+        return None
+    total, previous = 0.0, 0
+    with open(path, newline="") as file:
+        for row in csv.DictReader(file):
+            step, rate = int(row["step"]), float(row["pairs_per_s"] or "nan")
+            if step > previous and rate > 0:
+                total += (step - previous) * batch_size / rate
+            previous = step
+    return total

@@ -22,6 +22,7 @@ from stochlift.apps.plots.experiments import (
     save_table1_plot,
 )
 from stochlift.data.trajectories import TrajectoryFile
+from stochlift.lifting.run_log import training_seconds
 
 # the paper's Table 1 (512 samples, its own data sizes and normalisation): its WCT and WIM (our wct, mass_w2)
 PAPER_TABLE1 = {
@@ -83,6 +84,8 @@ def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[d
                 "max_abs_over_truth": largest_value(samples, "generated") / largest_value(data, "test"),
                 **field_ratios(field), "field_scores": field,
                 "seconds_per_frame": speed["seconds_per_frame"], "timing_batch": speed["batch"],
+                "train_steps": plan.config.train.steps, "train_batch": plan.config.train.batch_size,
+                "train_seconds": training_seconds(run, plan.config.train.batch_size),
                 "tau_generated": metrics.tau_generated.tolist(), "tau_reference": metrics.tau_reference.tolist(),
             })
         sl_time = rows[0]["seconds_per_frame"]
@@ -109,10 +112,13 @@ def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> st
         "Field scores (stochlift.metrics.field_scores, frames 1 to T-1): each the mean over time of its ratio to "
         "the same score between two halves of the truth (1 = as close as a second sample of the truth).",
         "",
+        "Budget: every model trains the same steps at the same batch; \"train min\" is its measured training time "
+        "(from its train_log.csv, in the process that trained it).",
+        "",
         "| problem | model | calls/frame | wct | wct_relative | mass_w2 | mass_w2_relative | "
         + " | ".join(f"{title} / floor" for _, title in FIELD_HEADLINES)
-        + " | max / truth | s/frame | time / SL | paper WCT | paper WIM |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        + " | max / truth | steps | train min | s/frame | time / SL | paper WCT | paper WIM |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for problem, rows in results.items():
         for r in rows:
@@ -121,7 +127,8 @@ def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> st
             cells = [problem, r["model"], str(r["network_calls_per_frame"]), _e(r["wct"]), _f(r["wct_relative"]),
                      _e(r["mass_w2"]), _f(r["mass_w2_relative"]),
                      *(_f(r.get(f"{name}_ratio")) for name, _ in FIELD_HEADLINES),
-                     _f(r.get("max_abs_over_truth")), _e(r["seconds_per_frame"]),
+                     _f(r.get("max_abs_over_truth")), str(r.get("train_steps", "n/a")),
+                     _minutes(r.get("train_seconds")), _e(r["seconds_per_frame"]),
                      f"{r['time_over_sl']:.1f}x",
                      _e(paper[0]), _e(paper[1])]
             lines.append("| " + " | ".join(cells) + " |")
@@ -134,6 +141,10 @@ def _e(x: float | None) -> str:
 
 def _f(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
+
+
+def _minutes(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.1f}"
 
 
 # the table's scores, lower is better: (key in a row, name in the findings)
@@ -214,14 +225,22 @@ def run_figure3(ws: Workspace, settings: dict[str, Any], folder: Path) -> Experi
         save_crossing_histograms(folder / f"figure3_{problem}_crossing.png", np.asarray(rows[0]["tau_reference"]),
                                  [(r["model"], np.asarray(r["tau_generated"]), r["wct"]) for r in picked])
         figures += [f"figure3_{problem}_rollouts.png", f"figure3_{problem}_crossing.png"]
-        numbers[problem] = {r["model"]: {"wct": r["wct"], "tau_mean": float(np.mean(r["tau_generated"])),
-                                         "tau_std": float(np.std(r["tau_generated"])),
+        numbers[problem] = {r["model"]: {"wct": r["wct"], **crossing_summary(np.asarray(r["tau_generated"])),
                                          "sliced_w2_ratio": r.get("sliced_w2_ratio")} for r in picked}
-        numbers[problem]["truth"] = {"tau_mean": float(np.mean(rows[0]["tau_reference"])),
-                                     "tau_std": float(np.std(rows[0]["tau_reference"]))}
-    lines = ["| problem | model | wct | mean crossing time | std | sliced W2 / floor |", "|---|---|---|---|---|---|"]
+        numbers[problem]["truth"] = crossing_summary(np.asarray(rows[0]["tau_reference"]))
+    lines = ["Crossing times in units of the horizon; \"late\": the share after 0.8 of it, \"never\": the share that "
+             "never crosses within it (counted as 1.0 by wct).", "",
+             "| problem | model | wct | mean crossing time | std | late | never | sliced W2 / floor |",
+             "|---|---|---|---|---|---|---|---|"]
     for problem, by_model in numbers.items():
         for model, v in by_model.items():
             lines.append(f"| {problem} | {model} | {_e(v.get('wct'))} | {v['tau_mean']:.3f} | {v['tau_std']:.3f} | "
-                         f"{_f(v.get('sliced_w2_ratio'))} |")
+                         f"{v['late_share']:.3f} | {v['never_share']:.3f} | {_f(v.get('sliced_w2_ratio'))} |")
     return ExperimentResult(table="\n".join(lines), numbers=numbers, figures=figures)
+
+
+def crossing_summary(tau: np.ndarray) -> dict[str, float]:
+    """Mean and std of crossing times and the two shares that make their tail: after 0.8 of the horizon,
+    and never within it (1.0)."""
+    return {"tau_mean": float(np.mean(tau)), "tau_std": float(np.std(tau)), "late_share": float(np.mean(tau > 0.8)),
+            "never_share": float(np.mean(tau >= 1.0))}
