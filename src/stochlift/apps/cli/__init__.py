@@ -462,8 +462,9 @@ def bench(preset: str | None, config_name: str | None, shape: str | None, batch:
 @cli.command()
 @click.argument("name", metavar="NAME")
 @click.option("--scale", type=click.Choice(["quick", "mid", "gpu", "paper"]), default="quick", show_default=True,
-              help="quick: sized for 2 CPU cores and CI (minutes to an hour); mid: several times quick's data or "
-                   "steps, about an hour each on 2 CPU cores (table1, label_dim, no_conditioning); gpu: a larger "
+              help="quick: sized for 2 CPU cores and CI (minutes to an hour); mid: twice quick's training steps "
+                   "and samples, about an hour for table1 on 2 CPU cores, then half an hour each for label_dim and "
+                   "no_conditioning (figure3 and nearest_neighbour reuse table1's models); gpu: a larger "
                    "training budget, minutes on one GPU; paper: the paper's data and models, days on a GPU. "
                    "configs/experiments/NAME.yaml lists the scales an experiment has.")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
