@@ -86,6 +86,15 @@ STAGES: dict[str, list[Row]] = {
                   *_grid("schedule", ("flow",), (10,), ("cos-zt-v",)),
                   *_grid("schedule", ("wave",), (10,), ("cos-v",)),
                   *_grid("schedule", ("flow",), (2, 10), ("cos-v",))],
+    # the learning rate of the chosen recipe: SL's 3e-3 (every row above) against 1e-3, at S = 2
+    "lr": _grid("lr", ("wave", "flow"), (2,), ("cos-zt-v",), extra=("train.lr=1e-3",), suffix="-lr1e-3"),
+    # why Flow's ARDM breaks through late or never: Huber's bounded gradient on the rare large changes of a
+    # breakthrough (against SL's L2), and ACDM's noisy conditioning (with cos-v: zero terminal SNR would
+    # leave nothing of the condition at the first reverse step)
+    "flow": [*_grid("flow", ("flow",), (2,), ("cos-zt-v",), extra=("model.loss=l2",), suffix="-l2"),
+             *_grid("flow", ("flow",), (2,), ("cos-v",), extra=("model.conditioning=noisy",), suffix="-noisy")],
+    # Flow's answer tried on Wave: the L2 loss
+    "loss": _grid("loss", ("wave",), (2,), ("cos-zt-v",), extra=("model.loss=l2",), suffix="-l2"),
 }
 
 

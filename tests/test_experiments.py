@@ -30,6 +30,7 @@ SMOKE = {
                "ardm_overrides": ["model.method=ardm", "model.label_dim=0", "model.loss=huber", "train.input_noise=0"],
                "ardm_overrides_by_steps": {2: ["model.diffusion_schedule=cosine", "model.prediction=v",
                                                "model.sampler=ddim"]},
+               "ardm_overrides_by_problem": {"flow": ["model.loss=l2"]},
                "timing": {"batch": 2, "frames": 1}},
     "figure3": {"models_from": "table1", "shown_models": ["SL", "ARDM S=3"]},
     "label_dim": {**COMMON, "problem": "wave", "label_dims": [0, 8, 16]},
@@ -98,6 +99,12 @@ def test_table1_rows_hold_the_measured_numbers(smoke_results: Path) -> None:
         chosen = [yaml.safe_load((Path(r["run"]) / "config.yaml").read_text())["model"] for r in rows[1:]]
         assert [(m["prediction"], m["sampler"], m["diffusion_steps"]) for m in chosen] == [("v", "ddim", 2),
                                                                                           ("epsilon", "ddpm", 3)]
+        # the recipe chosen on Flow (ardm_overrides_by_problem) reaches Flow's ARDMs alone
+        assert {m["loss"] for m in chosen} == {"l2" if problem == "flow" else "huber"}
+    recipes = [line for line in (smoke_results / "table1" / "results.md").read_text().splitlines()
+               if line.startswith("- ARDM on ")]
+    assert len(recipes) == 2 and "model.loss=huber" in recipes[0] and "model.loss=l2" not in recipes[0]
+    assert "model.loss=l2" in recipes[1] and "model.loss=huber" not in recipes[1]  # the value that acts
     # figure3 reuses table1's samples: the same WCT for the same model
     figure3 = json.loads((smoke_results / "figure3" / "results.json").read_text())["numbers"]
     assert figure3["wave"]["SL"]["wct"] == numbers["wave"][0]["wct"]

@@ -34,14 +34,16 @@ PAPER_TABLE1 = {
 }
 
 
-def models(settings: dict[str, Any]) -> list[tuple[str, int, list[str]]]:
+def models(settings: dict[str, Any], problem: str | None = None) -> list[tuple[str, int, list[str]]]:
     """(label, network calls per frame, overrides) of every model in the table: SL first, then ARDM by S.
-    `ardm_overrides_by_steps` ({S: [...]}) adds the recipe chosen for that S (the few-step search's)."""
+    `ardm_overrides_by_steps` ({S: [...]}) adds the recipe chosen for that S and `ardm_overrides_by_problem`
+    ({problem: [...]}) the one chosen on that problem (the few-step search's), so each ARDM row is the
+    strongest found for its S and problem."""
     common = list(settings.get("train_overrides", []))
     rows = [("SL", 1, common + list(settings.get("sl_overrides", [])))]
     by_steps = {int(k): list(v) for k, v in (settings.get("ardm_overrides_by_steps") or {}).items()}
     for steps in settings.get("ardm_steps", []):
-        rows.append((f"ARDM S={steps}", steps, common + list(settings["ardm_overrides"]) + by_steps.get(steps, [])
+        rows.append((f"ARDM S={steps}", steps, common + ardm_recipe(settings, problem) + by_steps.get(steps, [])
                      + [f"model.diffusion_steps={steps}"]))
     return rows
 
@@ -56,7 +58,7 @@ def planned_runs(ws: Workspace, settings: dict[str, Any]) -> list[PlannedRun]:
     for problem in settings["problems"]:
         data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
         plans += [PlannedRun(problem, _slug(label), model_config(settings["base"], problem, data, overrides))
-                  for label, _, overrides in models(settings)]
+                  for label, _, overrides in models(settings, problem)]
     return plans
 
 
@@ -72,7 +74,7 @@ def evaluate_models(ws: Workspace, settings: dict[str, Any]) -> dict[str, list[d
     for problem in settings["problems"]:
         data = ws.data(problem, settings["data_preset"], **settings.get("data_shrink", {}))
         rows = []
-        for (label, calls, _), plan in zip(models(settings), plans):
+        for (label, calls, _), plan in zip(models(settings, problem), plans):
             run = ws.run(*plan)
             samples = ws.samples(problem, _slug(label), run, settings["trajectories"], settings.get("sample_seed", 1))
             report, metrics = ws.evaluate(data, samples)
@@ -102,7 +104,19 @@ def largest_value(path: Path, split: str) -> float:
     return max(float(np.abs(chunk).max()) for chunk in TrajectoryFile(path).iter_chunks(split, 64))
 
 
-def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> str:
+def ardm_recipe(settings: dict[str, Any], problem: str | None) -> list[str]:
+    """The overrides that make the ARDM of a problem (those every ARDM row shares, by-steps ones aside)."""
+    return [*settings.get("ardm_overrides", []), *(settings.get("ardm_overrides_by_problem") or {}).get(problem, [])]
+
+
+def _last_of_each_key(overrides: list[str]) -> list[str]:
+    """key=value overrides as they act: a later value of a key replaces an earlier one, in its place."""
+    last = {item.split("=", 1)[0]: item for item in overrides}
+    return [item for item in overrides if last[item.split("=", 1)[0]] == item]
+
+
+def _markdown(results: dict[str, list[dict[str, Any]]], settings: dict[str, Any]) -> str:
+    trajectories = settings["trajectories"]
     lines = [
         f"wct and mass_w2 (the paper's WCT and WIM): Wasserstein-2 distances of crossing time and integrated mass, "
         f"{trajectories} generated vs the held-out test trajectories (lower is better); _relative: divided by the "
@@ -115,6 +129,9 @@ def _markdown(results: dict[str, list[dict[str, Any]]], trajectories: int) -> st
         "",
         "Budget: every model trains the same steps at the same batch; \"train min\" is its measured training time "
         "(from its train_log.csv, in the process that trained it).",
+        "",
+        *(f"- ARDM on {problem} ({settings['base'].format(problem=problem)} with): "
+          f"`{' '.join(_last_of_each_key(ardm_recipe(settings, problem)))}`" for problem in results),
         "",
         "| problem | model | calls/frame | wct | wct_relative | mass_w2 | mass_w2_relative | "
         + " | ".join(f"{title} / floor" for _, title in FIELD_HEADLINES)
@@ -220,7 +237,7 @@ def run_table1(ws: Workspace, settings: dict[str, Any], folder: Path) -> Experim
         f"{problem}: the {f['trajectories']} training trajectories themselves, scored as if generated, give "
         f"wct_relative {f['wct_relative']:.2f} and mass_w2_relative {f['mass_w2_relative']:.2f}: about what a "
         "perfect generator's samples of that size score here." for problem, f in floors.items()]
-    return ExperimentResult(table=_markdown(results, settings["trajectories"]), numbers=numbers,
+    return ExperimentResult(table=_markdown(results, settings), numbers=numbers,
                             figures=["table1.png"], findings=findings)
 
 
