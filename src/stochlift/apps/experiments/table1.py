@@ -110,9 +110,11 @@ def ardm_recipe(settings: dict[str, Any], problem: str | None) -> list[str]:
 
 
 def _last_of_each_key(overrides: list[str]) -> list[str]:
-    """key=value overrides as they act: a later value of a key replaces an earlier one, in its place."""
-    last = {item.split("=", 1)[0]: item for item in overrides}
-    return [item for item in overrides if last[item.split("=", 1)[0]] == item]
+    """key=value overrides as they act: a later value of a key replaces an earlier one, in its place (keys
+    read as `stochlift.config.apply_overrides` reads them, spaces around them ignored)."""
+    keys = [item.partition("=")[0].strip() for item in overrides]
+    last = {key: i for i, key in enumerate(keys)}
+    return [item for i, (key, item) in enumerate(zip(keys, overrides)) if last[key] == i]
 
 
 def _markdown(results: dict[str, list[dict[str, Any]]], settings: dict[str, Any]) -> str:
